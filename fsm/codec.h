@@ -25,6 +25,11 @@
 #define FSM_CODEC_VERSION 1
 #define FSM_ENTRY_HEADER  16
 
+/* Codec bounds (semantic limits, stricter, are the fsm's job). */
+#define FSM_CODEC_MAX_STR     (64u * 1024)        /* names, ids, keys */
+#define FSM_CODEC_MAX_PAYLOAD (16u * 1024 * 1024) /* payload bytes */
+#define FSM_CODEC_MAX_HEADERS 1024u               /* headers per message */
+
 /* A growing buffer that collects encoded commands for one entry. */
 struct fsm_batch {
 	char *buf;      /* (owned) header + body */
@@ -56,7 +61,9 @@ int fsm_batch_finish(struct fsm_batch *b, const void **buf, size_t *len);
  * FSM_EMALFORMED as a negative number (-FSM_EMALFORMED) when the header or
  * any command is malformed; in that case `cb` has NOT been called at all
  * (the whole entry is validated first). `cb` returning non-zero stops the
- * walk and that value is returned. */
+ * walk and that value is returned. A valid entry whose command has more
+ * than 32 headers needs a temporary allocation; if that fails,
+ * -FSM_ENOMEM is returned and `cb` has not been called. */
 int fsm_entry_decode(const void *buf, size_t len,
                      int (*cb)(void *data, const struct fsm_cmd *cmd),
                      void *data);
