@@ -45,8 +45,9 @@
  *              also accepts str.
  *
  * Why hand-rolled msgpack: building an msgpack_object tree through
- * msgpack_unpack_next costs a zone allocation and a copy per command, and
- * msgpack_packer calls a write callback per element. Writing and reading the
+ * msgpack_unpack_next costs a zone and an object tree per command, which
+ * we would then have to walk and check anyway, and msgpack_packer calls a
+ * write callback per element. Writing and reading the
  * handful of formats we use directly is several times faster, keeps strings
  * zero-copy, and lets the reader check every length against the bytes left.
  * The output is plain msgpack (the unit test parses it with msgpack-c).
@@ -62,8 +63,8 @@
  * pointers in a decoded command only have to live until `cb` returns.
  */
 
-#define CODEC_STACK_HEADERS   32u
-#define CODEC_MAGIC           "RMQB"
+#define CODEC_STACK_HEADERS 32u
+#define CODEC_MAGIC         "RMQB"
 
 /* Worst-case encoded sizes, used to reserve space before writing. */
 #define UINT_MAX_SIZE 9u
@@ -236,8 +237,8 @@ static size_t cmd_max_size(const struct fsm_cmd *c)
 		const char *dlq = o->dlq;
 		uint32_t dlq_len = dlq != NULL ? c->u.declare.dlq_len : 0;
 
-		bad |= str_ok(c->u.declare.name, c->u.declare.name_len, S,
-		              &size);
+		bad |=
+		    str_ok(c->u.declare.name, c->u.declare.name_len, S, &size);
 		bad |= str_ok(dlq, dlq_len, S, &size);
 		bad |= o->overflow > FSM_OVERFLOW_DROP_HEAD;
 		bad |= o->exclusive > 1 || o->auto_delete > 1;
@@ -246,8 +247,8 @@ static size_t cmd_max_size(const struct fsm_cmd *c)
 	}
 	case FSM_CMD_QUEUE_DELETE:
 	case FSM_CMD_QUEUE_PURGE:
-		bad |= str_ok(c->u.qdelete.name, c->u.qdelete.name_len, S,
-		              &size);
+		bad |=
+		    str_ok(c->u.qdelete.name, c->u.qdelete.name_len, S, &size);
 		bad |= c->u.qdelete.if_empty > 1;
 		size += UINT_MAX_SIZE;
 		break;
@@ -268,12 +269,11 @@ static size_t cmd_max_size(const struct fsm_cmd *c)
 
 		bad |= str_ok(c->u.publish.topic, c->u.publish.topic_len, S,
 		              &size);
-		bad |= str_ok(c->u.publish.key, c->u.publish.key_len, S,
-		              &size);
+		bad |= str_ok(c->u.publish.key, c->u.publish.key_len, S, &size);
 		bad |= str_ok(m->id, m->id_len, S, &size);
 		bad |= str_ok(m->type, m->type_len, S, &size);
-		bad |= str_ok(m->correlation_id, m->correlation_id_len, S,
-		              &size);
+		bad |=
+		    str_ok(m->correlation_id, m->correlation_id_len, S, &size);
 		bad |= str_ok(m->reply_to, m->reply_to_len, S, &size);
 		bad |= str_ok(m->payload, m->payload_len, FSM_CODEC_MAX_PAYLOAD,
 		              &size);
@@ -341,7 +341,8 @@ static char *put_cmd(char *p, const struct fsm_cmd *c)
 		p = put_str(p, c->u.declare.name, c->u.declare.name_len);
 		p = put_uint(p, o->ack_timeout);
 		p = put_uint(p, o->max_deliveries);
-		p = put_str(p, o->dlq, o->dlq != NULL ? c->u.declare.dlq_len : 0);
+		p = put_str(p, o->dlq,
+		            o->dlq != NULL ? c->u.declare.dlq_len : 0);
 		p = put_uint(p, o->message_ttl);
 		p = put_uint(p, o->delay);
 		p = put_uint(p, o->max_length);
@@ -379,8 +380,10 @@ static char *put_cmd(char *p, const struct fsm_cmd *c)
 		p = put_str(p, m->reply_to, m->reply_to_len);
 		p = put_map(p, m->n_headers);
 		for (i = 0; i < m->n_headers; i++) {
-			p = put_str(p, m->headers[i].key, m->headers[i].key_len);
-			p = put_str(p, m->headers[i].val, m->headers[i].val_len);
+			p = put_str(p, m->headers[i].key,
+			            m->headers[i].key_len);
+			p = put_str(p, m->headers[i].val,
+			            m->headers[i].val_len);
 		}
 		p = put_bin(p, m->payload, m->payload_len);
 		p = put_uint(p, m->ttl);
@@ -750,8 +753,7 @@ struct hdr_store {
 	uint32_t max_seen;
 };
 
-static int rd_headers(struct rd *r, struct fsm_msg_in *m,
-                      struct hdr_store *hs)
+static int rd_headers(struct rd *r, struct fsm_msg_in *m, struct hdr_store *hs)
 {
 	struct fsm_header tmp;
 	uint32_t n;
@@ -760,7 +762,8 @@ static int rd_headers(struct rd *r, struct fsm_msg_in *m,
 	if (rd_container(r, 0x80, &n) != 0 || n > FSM_CODEC_MAX_HEADERS) {
 		return -1;
 	}
-	/* Each pair needs at least two bytes: reject impossible counts early. */
+	/* Each pair needs at least two bytes: reject impossible counts early.
+	 */
 	if ((size_t)n * 2 > (size_t)(r->end - r->p)) {
 		return -1;
 	}
@@ -897,8 +900,8 @@ static int rd_cmd(struct rd *r, struct fsm_cmd *c, struct hdr_store *hs)
 
 static uint32_t get_le32(const unsigned char *p)
 {
-	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) |
-	       ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+	       ((uint32_t)p[3] << 24);
 }
 
 /* Checks the header and padding; sets the body bounds and count. */

@@ -79,7 +79,9 @@ struct rg; /* opaque */
 
 /* Initialises, bootstraps (first start) and starts the raft server on
  * `loop`. The fsm is borrowed and must outlive rg. Returns 0 or RG_ERROR
- * with a message in `errmsg` (size 256). */
+ * with a message in `errmsg` (size 256). After a failure past raft_init()
+ * (e.g. the port is in use) raft still closes asynchronously: run the loop
+ * until it is idle before uv_loop_close(); no callback fires. */
 int rg_start(struct rg **out, uv_loop_t *loop, const struct rg_config *c,
              struct fsm *fsm, const struct rg_callbacks *cbs, char *errmsg);
 

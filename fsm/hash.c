@@ -1,0 +1,211 @@
+/* fsm/hash: the counting allocator, an open-addressing pointer table and a
+ * growing pointer array used by every other fsm/ source. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm/fsm_int.h"
+
+void *fsm_mem_alloc(struct fsm *f, size_t size)
+{
+	void *p = malloc(size ? size : 1);
+
+	if (p != NULL)
+		f->mem += size + FSM_MALLOC_OVERHEAD;
+	return p;
+}
+
+void *fsm_mem_calloc(struct fsm *f, size_t size)
+{
+	void *p = fsm_mem_alloc(f, size);
+
+	if (p != NULL)
+		memset(p, 0, size);
+	return p;
+}
+
+void fsm_mem_free(struct fsm *f, void *p, size_t size)
+{
+	if (p == NULL)
+		return;
+	f->mem -= size + FSM_MALLOC_OVERHEAD;
+	free(p);
+}
+
+/* FNV-1a, then a final mix; the seed is fixed so that nothing depends on the
+ * process. Iteration order of the tables never reaches state or snapshots
+ * anyway: every walk that matters sorts first. */
+uint64_t fsm_hash_bytes(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return fsm_hash_u64(h);
+}
+
+uint64_t fsm_hash_u64(uint64_t v)
+{
+	v ^= v >> 33;
+	v *= 0xff51afd7ed558ccdull;
+	v ^= v >> 33;
+	v *= 0xc4ceb9fe1a85ec53ull;
+	v ^= v >> 33;
+	return v;
+}
+
+void fsm_htab_init(struct fsm_htab *t, uint64_t (*hash)(const void *elem))
+{
+	t->slots = NULL;
+	t->cap = 0;
+	t->count = 0;
+	t->hash = hash;
+}
+
+void fsm_htab_free(struct fsm *f, struct fsm_htab *t)
+{
+	fsm_mem_free(f, t->slots, (size_t)t->cap * sizeof(void *));
+	t->slots = NULL;
+	t->cap = 0;
+	t->count = 0;
+}
+
+static void htab_put(void **slots, uint32_t cap, void *e, uint64_t h)
+{
+	uint32_t i = (uint32_t)h & (cap - 1);
+
+	while (slots[i] != NULL)
+		i = (i + 1) & (cap - 1);
+	slots[i] = e;
+}
+
+static int htab_resize(struct fsm *f, struct fsm_htab *t, uint32_t cap)
+{
+	void **slots = fsm_mem_calloc(f, (size_t)cap * sizeof(void *));
+	uint32_t i;
+
+	if (slots == NULL)
+		return FSM_ENOMEM;
+	for (i = 0; i < t->cap; i++)
+		if (t->slots[i] != NULL)
+			htab_put(slots, cap, t->slots[i],
+			         t->hash(t->slots[i]));
+	fsm_mem_free(f, t->slots, (size_t)t->cap * sizeof(void *));
+	t->slots = slots;
+	t->cap = cap;
+	return 0;
+}
+
+/* The load factor stays at or below 3/4. */
+int fsm_htab_reserve(struct fsm *f, struct fsm_htab *t, uint32_t extra)
+{
+	uint64_t need = (uint64_t)t->count + extra;
+	uint64_t cap = t->cap ? t->cap : 8;
+
+	while (need * 4 > cap * 3)
+		cap *= 2;
+	if (cap > (1ull << 31))
+		return FSM_ENOMEM;
+	if (cap == t->cap)
+		return 0;
+	return htab_resize(f, t, (uint32_t)cap);
+}
+
+void fsm_htab_insert(struct fsm_htab *t, void *elem)
+{
+	htab_put(t->slots, t->cap, elem, t->hash(elem));
+	t->count++;
+}
+
+void *fsm_htab_find(const struct fsm_htab *t, uint64_t h,
+                    int (*match)(const void *elem, const void *key),
+                    const void *key)
+{
+	uint32_t i;
+
+	if (t->cap == 0)
+		return NULL;
+	i = (uint32_t)h & (t->cap - 1);
+	while (t->slots[i] != NULL) {
+		if (match(t->slots[i], key))
+			return t->slots[i];
+		i = (i + 1) & (t->cap - 1);
+	}
+	return NULL;
+}
+
+/* Linear probing deletion by shifting later members of the cluster back. */
+void fsm_htab_remove(struct fsm *f, struct fsm_htab *t, void *elem)
+{
+	uint32_t mask = t->cap - 1, i, j;
+
+	if (t->cap == 0)
+		return;
+	i = (uint32_t)t->hash(elem) & mask;
+	while (t->slots[i] != elem) {
+		if (t->slots[i] == NULL)
+			return;
+		i = (i + 1) & mask;
+	}
+	t->slots[i] = NULL;
+	t->count--;
+	j = i;
+	for (;;) {
+		uint32_t home;
+
+		j = (j + 1) & mask;
+		if (t->slots[j] == NULL)
+			break;
+		home = (uint32_t)t->hash(t->slots[j]) & mask;
+		/* Move slots[j] to the hole i unless its home lies
+		 * cyclically in (i, j]. */
+		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
+			continue;
+		t->slots[i] = t->slots[j];
+		t->slots[j] = NULL;
+		i = j;
+	}
+	if (t->cap > 64 && (uint64_t)t->count * 8 < t->cap)
+		(void)htab_resize(f, t, t->cap / 2);
+}
+
+int fsm_vec_reserve(struct fsm *f, struct fsm_vec *v, uint32_t extra)
+{
+	uint64_t need = (uint64_t)v->n + extra;
+	uint32_t cap = v->cap ? v->cap : 4;
+	void **nv;
+
+	if (need <= v->cap)
+		return 0;
+	while (cap < need) {
+		if (cap >= (1u << 30))
+			return FSM_ENOMEM;
+		cap *= 2;
+	}
+	nv = fsm_mem_alloc(f, (size_t)cap * sizeof(void *));
+	if (nv == NULL)
+		return FSM_ENOMEM;
+	if (v->n)
+		memcpy(nv, v->v, (size_t)v->n * sizeof(void *));
+	fsm_mem_free(f, v->v, (size_t)v->cap * sizeof(void *));
+	v->v = nv;
+	v->cap = cap;
+	return 0;
+}
+
+int fsm_vec_push(struct fsm *f, struct fsm_vec *v, void *p)
+{
+	if (fsm_vec_reserve(f, v, 1) != 0)
+		return FSM_ENOMEM;
+	v->v[v->n++] = p;
+	return 0;
+}
+
+void fsm_vec_free(struct fsm *f, struct fsm_vec *v)
+{
+	fsm_mem_free(f, v->v, (size_t)v->cap * sizeof(void *));
+	v->v = NULL;
+	v->n = v->cap = 0;
+}

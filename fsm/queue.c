@@ -1,0 +1,1028 @@
+/* fsm/queue: queues, their message store (seq index, first-delivery cursor,
+ * requeue heap), overflow policies, deduplication, declare/delete/purge and
+ * publish. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm/fsm_int.h"
+
+struct nkey {
+	const char *s;
+	uint32_t n;
+};
+
+static int q_match_name(const void *e, const void *k)
+{
+	const struct fsm_queue *q = e;
+	const struct nkey *key = k;
+
+	return q->name_len == key->n && memcmp(q->name, key->s, key->n) == 0;
+}
+
+static int q_match_id(const void *e, const void *k)
+{
+	return ((const struct fsm_queue *)e)->id == *(const uint32_t *)k;
+}
+
+static int m_match_seq(const void *e, const void *k)
+{
+	return ((const struct fsm_msg *)e)->seq == *(const uint64_t *)k;
+}
+
+static int dd_match(const void *e, const void *k)
+{
+	const struct fsm_dedup *d = e;
+	const struct nkey *key = k;
+
+	return d->id_len == key->n && memcmp(d->id, key->s, key->n) == 0;
+}
+
+static uint64_t m_hash(const void *e)
+{
+	return fsm_hash_u64(((const struct fsm_msg *)e)->seq);
+}
+
+static uint64_t dd_hash(const void *e)
+{
+	return ((const struct fsm_dedup *)e)->hash;
+}
+
+struct fsm_queue *fsm_queue_find(const struct fsm *f, const char *name,
+                                 uint32_t len)
+{
+	struct nkey k = {name, len};
+
+	return fsm_htab_find(&f->queues, fsm_hash_bytes(name, len),
+	                     q_match_name, &k);
+}
+
+struct fsm_queue *fsm_queue_by_id(const struct fsm *f, uint32_t id)
+{
+	return fsm_htab_find(&f->queue_ids, fsm_hash_u64(id), q_match_id, &id);
+}
+
+struct fsm_msg *fsm_msg_find(const struct fsm_queue *q, uint64_t seq)
+{
+	return fsm_htab_find(&q->msgs, fsm_hash_u64(seq), m_match_seq, &seq);
+}
+
+void fsm_queue_resolve_opts(const struct fsm *f, struct fsm_queue_opts *o)
+{
+	if (o->ack_timeout == 0)
+		o->ack_timeout = f->cfg.default_ack_timeout;
+	if (o->max_length == 0)
+		o->max_length = f->cfg.default_max_length;
+	if (o->max_bytes == 0)
+		o->max_bytes = f->cfg.default_max_bytes;
+	if (o->dedup_window == 0)
+		o->dedup_window = f->cfg.default_dedup_window;
+	o->exclusive = o->exclusive != 0;
+	o->auto_delete = o->auto_delete != 0;
+}
+
+struct fsm_queue *fsm_queue_create(struct fsm *f, uint32_t id,
+                                   const char *name, uint32_t len,
+                                   const struct fsm_queue_opts *o,
+                                   uint32_t dlq_len)
+{
+	struct fsm_queue *q;
+
+	if (fsm_htab_reserve(f, &f->queues, 1) != 0 ||
+	    fsm_htab_reserve(f, &f->queue_ids, 1) != 0)
+		return NULL;
+	q = fsm_mem_calloc(f, sizeof(*q));
+	if (q == NULL)
+		return NULL;
+	q->name = fsm_mem_alloc(f, (size_t)len + 1);
+	q->opts = *o;
+	q->opts.dlq = fsm_mem_alloc(f, (size_t)dlq_len + 1);
+	if (q->name == NULL || q->opts.dlq == NULL) {
+		fsm_mem_free(f, q->name, (size_t)len + 1);
+		fsm_mem_free(f, (void *)q->opts.dlq, (size_t)dlq_len + 1);
+		fsm_mem_free(f, q, sizeof(*q));
+		return NULL;
+	}
+	memcpy(q->name, name, len);
+	q->name[len] = 0;
+	q->name_len = len;
+	if (dlq_len)
+		memcpy((char *)q->opts.dlq, o->dlq, dlq_len);
+	((char *)q->opts.dlq)[dlq_len] = 0;
+	q->dlq_len = dlq_len;
+	q->id = id;
+	q->cursor = 1;
+	fsm_htab_init(&q->msgs, m_hash);
+	fsm_htab_init(&q->dedup, dd_hash);
+	fsm_htab_insert(&f->queues, q);
+	fsm_htab_insert(&f->queue_ids, q);
+	return q;
+}
+
+/* ---- Message properties: u32 type length, type, u32 correlation id
+ * length, correlation id, u32 reply-to length, reply-to, u32 header count,
+ * then per header u32 key length, key, u32 value length, value. Absent
+ * (props_len 0) when all are empty. Lengths are little-endian-agnostic:
+ * written and read with memcpy on the same host representation, and the
+ * snapshot carries them as an opaque blob re-validated on restore. */
+
+size_t fsm_props_size(const struct fsm_msg_in *m,
+                      const struct fsm_header *extra, uint32_t n_extra)
+{
+	size_t n;
+	uint32_t i;
+
+	if (m->type_len == 0 && m->correlation_id_len == 0 &&
+	    m->reply_to_len == 0 && m->n_headers == 0 && n_extra == 0)
+		return 0;
+	n = 16 + (size_t)m->type_len + m->correlation_id_len +
+	    m->reply_to_len;
+	for (i = 0; i < m->n_headers; i++)
+		n += 8 + (size_t)m->headers[i].key_len + m->headers[i].val_len;
+	for (i = 0; i < n_extra; i++)
+		n += 8 + (size_t)extra[i].key_len + extra[i].val_len;
+	return n;
+}
+
+static char *put_lv(char *p, const char *s, uint32_t n)
+{
+	memcpy(p, &n, 4);
+	if (n)
+		memcpy(p + 4, s, n);
+	return p + 4 + n;
+}
+
+void fsm_props_write(char *p, const struct fsm_msg_in *m,
+                     const struct fsm_header *extra, uint32_t n_extra)
+{
+	uint32_t i, nh = m->n_headers + n_extra;
+
+	p = put_lv(p, m->type, m->type_len);
+	p = put_lv(p, m->correlation_id, m->correlation_id_len);
+	p = put_lv(p, m->reply_to, m->reply_to_len);
+	memcpy(p, &nh, 4);
+	p += 4;
+	for (i = 0; i < m->n_headers; i++) {
+		p = put_lv(p, m->headers[i].key, m->headers[i].key_len);
+		p = put_lv(p, m->headers[i].val, m->headers[i].val_len);
+	}
+	for (i = 0; i < n_extra; i++) {
+		p = put_lv(p, extra[i].key, extra[i].key_len);
+		p = put_lv(p, extra[i].val, extra[i].val_len);
+	}
+}
+
+static int get_lv(const char **p, const char *end, const char **s,
+                  uint32_t *n)
+{
+	if (end - *p < 4)
+		return -1;
+	memcpy(n, *p, 4);
+	*p += 4;
+	if ((size_t)(end - *p) < *n)
+		return -1;
+	*s = *p;
+	*p += *n;
+	return 0;
+}
+
+int fsm_props_valid(const char *p, size_t n, uint32_t *n_headers)
+{
+	const char *end = p + n, *s;
+	uint32_t l, nh, i;
+
+	*n_headers = 0;
+	if (n == 0)
+		return 0;
+	if (get_lv(&p, end, &s, &l) || get_lv(&p, end, &s, &l) ||
+	    get_lv(&p, end, &s, &l) || end - p < 4)
+		return -1;
+	memcpy(&nh, p, 4);
+	p += 4;
+	if (nh > (size_t)(end - p) / 8)
+		return -1;
+	for (i = 0; i < nh; i++)
+		if (get_lv(&p, end, &s, &l) || get_lv(&p, end, &s, &l))
+			return -1;
+	*n_headers = nh;
+	return p == end ? 0 : -1;
+}
+
+size_t fsm_msg_size(const struct fsm_msg *m)
+{
+	return sizeof(*m) + m->id_len + (size_t)m->props_len + m->payload_len;
+}
+
+int fsm_msg_view(struct fsm *f, const struct fsm_msg *m,
+                 struct fsm_msg_view *v)
+{
+	const char *p = m->data + m->id_len, *end = p + m->props_len;
+	struct fsm_msg_in *in = &v->m;
+	uint32_t nh = 0, i;
+
+	memset(v, 0, sizeof(*v));
+	v->seq = m->seq;
+	v->timestamp = m->timestamp;
+	v->delivery_count = m->delivery_count;
+	in->id = m->data;
+	in->id_len = m->id_len;
+	in->payload = end;
+	in->payload_len = m->payload_len;
+	in->type = in->correlation_id = in->reply_to = "";
+	in->headers = f->hscratch;
+	if (m->props_len == 0)
+		return 0;
+	get_lv(&p, end, &in->type, &in->type_len);
+	get_lv(&p, end, &in->correlation_id, &in->correlation_id_len);
+	get_lv(&p, end, &in->reply_to, &in->reply_to_len);
+	memcpy(&nh, p, 4);
+	p += 4;
+	if (nh > f->hscratch_cap) {
+		uint32_t cap = nh < 16 ? 16 : nh;
+		struct fsm_header *h = fsm_mem_alloc(f, cap * sizeof(*h));
+
+		if (h == NULL)
+			return FSM_ENOMEM;
+		fsm_mem_free(f, f->hscratch,
+		             f->hscratch_cap * sizeof(struct fsm_header));
+		f->hscratch = h;
+		f->hscratch_cap = cap;
+	}
+	for (i = 0; i < nh; i++) {
+		struct fsm_header *h = &f->hscratch[i];
+
+		get_lv(&p, end, &h->key, &h->key_len);
+		get_lv(&p, end, &h->val, &h->val_len);
+	}
+	in->headers = f->hscratch;
+	in->n_headers = nh;
+	return 0;
+}
+
+/* ---- Per-state counters. */
+
+void fsm_q_account(struct fsm_queue *q, const struct fsm_msg *m, int sign)
+{
+	uint64_t one = (uint64_t)(int64_t)sign;
+
+	switch (m->state) {
+	case FSM_MS_READY:
+		q->n_ready += one;
+		q->ready_bytes += one * m->payload_len;
+		break;
+	case FSM_MS_DELAYED:
+		q->n_delayed += one;
+		break;
+	default:
+		q->n_flight += one;
+		break;
+	}
+}
+
+void fsm_msg_set_state(struct fsm_queue *q, struct fsm_msg *m, uint8_t st)
+{
+	fsm_q_account(q, m, -1);
+	m->state = st;
+	fsm_q_account(q, m, 1);
+}
+
+int fsm_aux_get(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
+{
+	struct fsm_aux *a;
+
+	if (m->aux != NULL)
+		return 0;
+	a = fsm_mem_calloc(f, sizeof(*a));
+	if (a == NULL)
+		return FSM_ENOMEM;
+	a->msg = m;
+	a->q = q;
+	a->heap_idx = FSM_NOIDX;
+	m->aux = a;
+	return 0;
+}
+
+void fsm_aux_maybe_free(struct fsm *f, struct fsm_msg *m)
+{
+	struct fsm_aux *a = m->aux;
+
+	if (a == NULL || m->state != FSM_MS_READY || a->expires != 0 ||
+	    a->owner != NULL || a->heap_idx != FSM_NOIDX)
+		return;
+	m->aux = NULL;
+	fsm_mem_free(f, a, sizeof(*a));
+}
+
+void fsm_msg_remove(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
+{
+	struct fsm_aux *a = m->aux;
+
+	if (a != NULL) {
+		if (a->owner != NULL) {
+			fsm_owner_remove(f, a);
+			fsm_mark_dirty(f, q);
+		}
+		fsm_timer_remove(f, a);
+		fsm_mem_free(f, a, sizeof(*a));
+	}
+	fsm_q_account(q, m, -1);
+	q->bytes -= m->payload_len;
+	fsm_htab_remove(f, &q->msgs, m);
+	fsm_mem_free(f, m, fsm_msg_size(m));
+}
+
+/* ---- The requeue heap: seqs of READY messages below the cursor. Entries
+ * whose message left READY are skipped when they surface. */
+
+void fsm_rq_push(struct fsm *f, struct fsm_queue *q, uint64_t seq)
+{
+	uint32_t i;
+
+	if (q->rq_n == q->rq_cap) {
+		uint32_t cap = q->rq_cap ? q->rq_cap * 2 : 16;
+		uint64_t *n = fsm_mem_alloc(f, (size_t)cap * 8);
+
+		/* Out of memory: the message stays READY but unreachable
+		 * until the next restore; nothing better is possible. */
+		if (n == NULL)
+			return;
+		if (q->rq_n)
+			memcpy(n, q->rq, (size_t)q->rq_n * 8);
+		fsm_mem_free(f, q->rq, (size_t)q->rq_cap * 8);
+		q->rq = n;
+		q->rq_cap = cap;
+	}
+	i = q->rq_n++;
+	while (i > 0 && q->rq[(i - 1) / 2] > seq) {
+		q->rq[i] = q->rq[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	q->rq[i] = seq;
+}
+
+static void rq_pop(struct fsm_queue *q)
+{
+	uint64_t last = q->rq[--q->rq_n];
+	uint32_t i = 0;
+
+	for (;;) {
+		uint32_t l = 2 * i + 1, m = l;
+
+		if (l >= q->rq_n)
+			break;
+		if (l + 1 < q->rq_n && q->rq[l + 1] < q->rq[l])
+			m = l + 1;
+		if (q->rq[m] >= last)
+			break;
+		q->rq[i] = q->rq[m];
+		i = m;
+	}
+	if (q->rq_n)
+		q->rq[i] = last;
+}
+
+struct fsm_msg *fsm_queue_next_ready(struct fsm *f, struct fsm_queue *q)
+{
+	struct fsm_msg *m;
+
+	(void)f;
+	while (q->rq_n > 0) {
+		m = fsm_msg_find(q, q->rq[0]);
+		if (m != NULL && m->state == FSM_MS_READY)
+			return m;
+		rq_pop(q);
+	}
+	if (q->n_ready == 0)
+		return NULL;
+	while (q->cursor <= q->last_seq) {
+		m = fsm_msg_find(q, q->cursor);
+		if (m != NULL && m->state == FSM_MS_READY)
+			return m;
+		q->cursor++;
+	}
+	return NULL;
+}
+
+void fsm_queue_take(struct fsm_queue *q, struct fsm_msg *m)
+{
+	if (m->seq >= q->cursor)
+		q->cursor = m->seq + 1;
+	else if (q->rq_n > 0 && q->rq[0] == m->seq)
+		rq_pop(q);
+}
+
+/* ---- Admission, overflow and enqueue. */
+
+int fsm_queue_admit(const struct fsm_queue *q, uint32_t payload_len)
+{
+	uint64_t n = q->n_ready + q->n_delayed + q->n_flight;
+	uint64_t bytes = q->bytes;
+
+	if (q->opts.overflow == FSM_OVERFLOW_DROP_HEAD) {
+		/* Everything READY could be dropped to make room. */
+		n -= q->n_ready;
+		bytes -= q->ready_bytes;
+	}
+	if (n + 1 > q->opts.max_length ||
+	    bytes + payload_len > q->opts.max_bytes)
+		return FSM_EFULL;
+	return FSM_OK;
+}
+
+int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q)
+{
+	if (fsm_htab_reserve(f, &q->msgs, 1) != 0 ||
+	    fsm_timer_reserve(f, 1) != 0)
+		return FSM_ENOMEM;
+	return 0;
+}
+
+struct fsm_msg *fsm_msg_build(struct fsm *f, const struct fsm_queue *q,
+                              const struct fsm_msg_in *in,
+                              const struct fsm_header *extra,
+                              uint32_t n_extra)
+{
+	size_t props = fsm_props_size(in, extra, n_extra);
+	size_t size = sizeof(struct fsm_msg) + in->id_len + props +
+	              in->payload_len;
+	uint64_t ttl = in->ttl ? in->ttl : q->opts.message_ttl;
+	uint64_t delay = in->delay ? in->delay : q->opts.delay;
+	struct fsm_msg *m;
+
+	if (props > UINT32_MAX)
+		return NULL;
+	m = fsm_mem_alloc(f, size);
+	if (m == NULL)
+		return NULL;
+	memset(m, 0, sizeof(*m));
+	m->id_len = (uint16_t)in->id_len;
+	m->props_len = (uint32_t)props;
+	m->payload_len = in->payload_len;
+	if (in->id_len)
+		memcpy(m->data, in->id, in->id_len);
+	if (props)
+		fsm_props_write(m->data + in->id_len, in, extra, n_extra);
+	if (in->payload_len)
+		memcpy(m->data + in->id_len + props, in->payload,
+		       in->payload_len);
+	if (ttl != 0 || delay != 0) {
+		if (fsm_aux_get(f, (struct fsm_queue *)q, m) != 0) {
+			fsm_mem_free(f, m, size);
+			return NULL;
+		}
+		m->aux->expires = ttl ? f->now + ttl : 0;
+		m->aux->due = delay ? f->now + delay : 0;
+		/* A TTL that lands on the clock (overflowing sums aside)
+		 * must still be a future event. */
+		if (ttl && m->aux->expires <= f->now)
+			m->aux->expires = UINT64_MAX;
+		if (delay && m->aux->due <= f->now)
+			m->aux->due = UINT64_MAX;
+	}
+	return m;
+}
+
+void fsm_msg_discard(struct fsm *f, struct fsm_msg *m)
+{
+	if (m->aux != NULL)
+		fsm_mem_free(f, m->aux, sizeof(*m->aux));
+	fsm_mem_free(f, m, fsm_msg_size(m));
+}
+
+static void drop_head(struct fsm *f, struct fsm_queue *q, uint32_t len)
+{
+	while (q->n_ready + q->n_delayed + q->n_flight + 1 >
+	           q->opts.max_length ||
+	       q->bytes + len > q->opts.max_bytes) {
+		struct fsm_msg *m = fsm_queue_next_ready(f, q);
+
+		if (m == NULL)
+			break;
+		fsm_queue_take(q, m);
+		q->dropped++;
+		fsm_msg_remove(f, q, m);
+	}
+}
+
+void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
+{
+	if (q->opts.overflow == FSM_OVERFLOW_DROP_HEAD)
+		drop_head(f, q, m->payload_len);
+	m->seq = ++q->last_seq;
+	m->timestamp = f->now;
+	m->state = m->aux != NULL && m->aux->due != 0 ? FSM_MS_DELAYED
+	                                              : FSM_MS_READY;
+	if (m->aux != NULL)
+		m->aux->q = q;
+	fsm_htab_insert(&q->msgs, m);
+	fsm_q_account(q, m, 1);
+	q->bytes += m->payload_len;
+	q->published++;
+	if (m->aux != NULL)
+		fsm_timer_update(f, m->aux);
+	fsm_mark_dirty(f, q);
+}
+
+void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q,
+                          struct fsm_msg *m)
+{
+	fsm_htab_insert(&q->msgs, m);
+	fsm_q_account(q, m, 1);
+	q->bytes += m->payload_len;
+	if (m->state == FSM_MS_READY && m->seq < q->cursor)
+		fsm_rq_push(f, q, m->seq);
+	if (m->aux != NULL)
+		fsm_timer_update(f, m->aux);
+}
+
+/* ---- Deduplication: a FIFO by time (the clock never goes back, so the
+ * oldest entries are at the head) plus a hash index by id. */
+
+static struct fsm_dedup *dedup_find(const struct fsm *f,
+                                    const struct fsm_queue *q,
+                                    const char *id, uint32_t len)
+{
+	struct nkey k = {id, len};
+	struct fsm_dedup *d;
+
+	if (len == 0 || f->cfg.max_dedup_entries == 0)
+		return NULL;
+	d = fsm_htab_find(&q->dedup, fsm_hash_bytes(id, len), dd_match, &k);
+	if (d != NULL && d->time + q->opts.dedup_window <= f->now)
+		return NULL;
+	return d;
+}
+
+static void dedup_pop(struct fsm *f, struct fsm_queue *q)
+{
+	struct fsm_dedup *d = q->dd_head;
+
+	q->dd_head = d->next;
+	if (q->dd_head == NULL)
+		q->dd_tail = NULL;
+	fsm_htab_remove(f, &q->dedup, d);
+	fsm_mem_free(f, d, sizeof(*d) + d->id_len);
+}
+
+static void dedup_expire(struct fsm *f, struct fsm_queue *q)
+{
+	while (q->dd_head != NULL &&
+	       q->dd_head->time + q->opts.dedup_window <= f->now)
+		dedup_pop(f, q);
+}
+
+void fsm_dedup_add_raw(struct fsm *f, struct fsm_queue *q,
+                       struct fsm_dedup *d)
+{
+	(void)f;
+	d->next = NULL;
+	if (q->dd_tail != NULL)
+		q->dd_tail->next = d;
+	else
+		q->dd_head = d;
+	q->dd_tail = d;
+	fsm_htab_insert(&q->dedup, d);
+}
+
+/* ---- Commands. */
+
+int fsm_name_ok(const struct fsm *f, const char *s, uint32_t n)
+{
+	return n > 0 && n <= f->cfg.max_name && s != NULL;
+}
+
+static int opts_equal(const struct fsm_queue *q, const struct fsm_queue_opts *o,
+                      uint32_t dlq_len)
+{
+	const struct fsm_queue_opts *a = &q->opts;
+
+	return a->ack_timeout == o->ack_timeout &&
+	       a->max_deliveries == o->max_deliveries &&
+	       a->message_ttl == o->message_ttl && a->delay == o->delay &&
+	       a->max_length == o->max_length &&
+	       a->max_bytes == o->max_bytes && a->overflow == o->overflow &&
+	       a->dedup_window == o->dedup_window &&
+	       a->exclusive == o->exclusive &&
+	       a->auto_delete == o->auto_delete && q->dlq_len == dlq_len &&
+	       (dlq_len == 0 || memcmp(a->dlq, o->dlq, dlq_len) == 0);
+}
+
+static int queue_declare(struct fsm *f, const struct fsm_cmd *c,
+                         struct fsm_result *r)
+{
+	const char *name = c->u.declare.name;
+	uint32_t len = c->u.declare.name_len;
+	struct fsm_queue_opts o = c->u.declare.opts;
+	uint32_t dlq_len = o.dlq != NULL ? c->u.declare.dlq_len : 0;
+	struct fsm_queue *q;
+
+	if (!fsm_name_ok(f, name, len) || o.overflow > FSM_OVERFLOW_DROP_HEAD ||
+	    dlq_len > f->cfg.max_name)
+		return FSM_EINVAL;
+	fsm_queue_resolve_opts(f, &o);
+	q = fsm_queue_find(f, name, len);
+	if (q != NULL) {
+		if (!opts_equal(q, &o, dlq_len))
+			return FSM_EEXISTS;
+		r->u.declare.queue_id = q->id;
+		r->u.declare.created = 0;
+		return FSM_OK;
+	}
+	if (f->queues.count >= f->cfg.max_queues)
+		return FSM_ELIMIT;
+	q = fsm_queue_create(f, f->next_queue_id + 1, name, len, &o, dlq_len);
+	if (q == NULL)
+		return FSM_ENOMEM;
+	f->next_queue_id++;
+	r->u.declare.queue_id = q->id;
+	r->u.declare.created = 1;
+	return FSM_OK;
+}
+
+/* Collects the messages of q for which keep() is false into a malloc'd
+ * array (plain malloc: it lives for one call). */
+static struct fsm_msg **collect(const struct fsm_queue *q, int all,
+                               uint32_t *n)
+{
+	struct fsm_msg **v;
+	uint32_t i, k = 0;
+
+	v = malloc(((size_t)q->msgs.count + 1) * sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	for (i = 0; i < q->msgs.cap; i++) {
+		struct fsm_msg *m = q->msgs.slots[i];
+
+		if (m != NULL && (all || m->state != FSM_MS_FLIGHT))
+			v[k++] = m;
+	}
+	*n = k;
+	return v;
+}
+
+void fsm_queue_destroy(struct fsm *f, struct fsm_queue *q, int emit)
+{
+	struct fsm_msg **v;
+	uint32_t n = 0, i;
+
+	/* Detach the in-flight messages from their owners first, so that
+	 * cancelling the consumers requeues nothing. */
+	for (i = 0; i < q->msgs.cap; i++) {
+		struct fsm_msg *m = q->msgs.slots[i];
+
+		if (m != NULL && m->aux != NULL && m->aux->owner != NULL)
+			fsm_owner_remove(f, m->aux);
+	}
+	q->had_consumer = 0; /* no auto-delete from inside the delete */
+	while (q->consumers.n > 0)
+		fsm_consumer_cancel(
+		    f, q->consumers.v[q->consumers.n - 1], emit, FSM_ENOQUEUE);
+	v = collect(q, 1, &n);
+	for (i = 0; i < q->msgs.cap; i++) {
+		struct fsm_msg *m = q->msgs.slots[i];
+
+		if (m == NULL)
+			continue;
+		if (m->aux != NULL) {
+			fsm_timer_remove(f, m->aux);
+			fsm_mem_free(f, m->aux, sizeof(*m->aux));
+		}
+		fsm_mem_free(f, m, fsm_msg_size(m));
+	}
+	free(v);
+	fsm_htab_free(f, &q->msgs);
+	while (q->dd_head != NULL)
+		dedup_pop(f, q);
+	fsm_htab_free(f, &q->dedup);
+	fsm_vec_free(f, &q->consumers);
+	fsm_mem_free(f, q->rq, (size_t)q->rq_cap * 8);
+	fsm_topic_unbind_queue(f, q->id);
+	for (i = 0; i < f->dirty.n; i++)
+		if (f->dirty.v[i] == q) {
+			f->dirty.v[i] = f->dirty.v[--f->dirty.n];
+			break;
+		}
+	fsm_htab_remove(f, &f->queues, q);
+	fsm_htab_remove(f, &f->queue_ids, q);
+	fsm_mem_free(f, q->name, (size_t)q->name_len + 1);
+	fsm_mem_free(f, (void *)q->opts.dlq, (size_t)q->dlq_len + 1);
+	fsm_mem_free(f, q, sizeof(*q));
+}
+
+static int queue_delete(struct fsm *f, const struct fsm_cmd *c,
+                        struct fsm_result *r)
+{
+	struct fsm_queue *q;
+
+	if (!fsm_name_ok(f, c->u.qdelete.name, c->u.qdelete.name_len))
+		return FSM_EINVAL;
+	q = fsm_queue_find(f, c->u.qdelete.name, c->u.qdelete.name_len);
+	if (q == NULL)
+		return FSM_ENOQUEUE;
+	if (c->u.qdelete.if_empty && q->msgs.count > 0)
+		return FSM_ENOTEMPTY;
+	r->u.removed.removed = q->msgs.count;
+	fsm_queue_destroy(f, q, 1);
+	return FSM_OK;
+}
+
+static int queue_purge(struct fsm *f, const struct fsm_cmd *c,
+                       struct fsm_result *r)
+{
+	struct fsm_queue *q;
+	struct fsm_msg **v;
+	uint32_t n = 0, i;
+
+	if (!fsm_name_ok(f, c->u.qdelete.name, c->u.qdelete.name_len))
+		return FSM_EINVAL;
+	q = fsm_queue_find(f, c->u.qdelete.name, c->u.qdelete.name_len);
+	if (q == NULL)
+		return FSM_ENOQUEUE;
+	v = collect(q, 0, &n);
+	if (v == NULL)
+		return FSM_ENOMEM;
+	for (i = 0; i < n; i++)
+		fsm_msg_remove(f, q, v[i]);
+	free(v);
+	q->rq_n = 0;
+	q->cursor = q->last_seq + 1;
+	r->u.removed.removed = n;
+	return FSM_OK;
+}
+
+int fsm_cmd_queue(struct fsm *f, const struct fsm_cmd *c,
+                  struct fsm_result *r)
+{
+	switch (c->type) {
+	case FSM_CMD_QUEUE_DECLARE:
+		return queue_declare(f, c, r);
+	case FSM_CMD_QUEUE_DELETE:
+		return queue_delete(f, c, r);
+	default:
+		return queue_purge(f, c, r);
+	}
+}
+
+/* Publish: route, check every target, allocate everything, then commit, so
+ * that a failure anywhere leaves every queue unchanged. */
+int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
+                    struct fsm_result *r)
+{
+	const struct fsm_msg_in *in = &c->u.publish.msg;
+	struct fsm_queue *one, **tg = &one;
+	struct fsm_msg **mv = NULL;
+	struct fsm_dedup **dv = NULL;
+	uint32_t n = 0, i;
+	int rc = FSM_OK;
+
+	if (c->u.publish.topic_len > f->cfg.max_name ||
+	    c->u.publish.key_len > FSM_CODEC_KEY_MAX || in->id_len > 65535)
+		return FSM_EINVAL;
+	if (in->payload_len > f->cfg.max_payload)
+		return FSM_ETOOBIG;
+	if (c->u.publish.topic_len == 0) {
+		if (!fsm_name_ok(f, c->u.publish.key, c->u.publish.key_len))
+			return FSM_EINVAL;
+		one = fsm_queue_find(f, c->u.publish.key,
+		                     c->u.publish.key_len);
+		if (one == NULL)
+			return FSM_ENOQUEUE;
+		n = 1;
+	} else {
+		struct fsm_topic *t = fsm_topic_find(f, c->u.publish.topic,
+		                                     c->u.publish.topic_len);
+
+		if (t == NULL)
+			return FSM_ENOTOPIC;
+		if (t->bindings.n == 0)
+			return FSM_OK;
+		tg = malloc(t->bindings.n * sizeof(*tg));
+		if (tg == NULL)
+			return FSM_ENOMEM;
+		n = fsm_topic_route(f, t, c->u.publish.key,
+		                    c->u.publish.key_len, tg);
+	}
+	mv = calloc(n + 1, sizeof(*mv));
+	dv = calloc(n + 1, sizeof(*dv));
+	if (mv == NULL || dv == NULL) {
+		rc = FSM_ENOMEM;
+		goto out;
+	}
+	/* Check. */
+	for (i = 0; i < n; i++) {
+		if (dedup_find(f, tg[i], in->id, in->id_len) != NULL)
+			continue;
+		rc = fsm_queue_admit(tg[i], in->payload_len);
+		if (rc != FSM_OK)
+			goto out;
+	}
+	/* Allocate. */
+	for (i = 0; i < n; i++) {
+		struct fsm_queue *q = tg[i];
+
+		if (dedup_find(f, q, in->id, in->id_len) != NULL)
+			continue;
+		if (fsm_queue_reserve(f, q) != 0 ||
+		    fsm_timer_reserve(f, n) != 0)
+			goto nomem;
+		mv[i] = fsm_msg_build(f, q, in, NULL, 0);
+		if (mv[i] == NULL)
+			goto nomem;
+		if (in->id_len == 0 || f->cfg.max_dedup_entries == 0)
+			continue;
+		if (fsm_htab_reserve(f, &q->dedup, 1) != 0)
+			goto nomem;
+		dv[i] = fsm_mem_alloc(f, sizeof(struct fsm_dedup) + in->id_len);
+		if (dv[i] == NULL)
+			goto nomem;
+	}
+	/* Commit. */
+	for (i = 0; i < n; i++) {
+		struct fsm_queue *q = tg[i];
+		struct fsm_dedup *d;
+
+		if (mv[i] == NULL) {
+			d = dedup_find(f, q, in->id, in->id_len);
+			q->deduplicated++;
+			r->u.publish.duplicate = 1;
+			if (i == 0)
+				r->u.publish.seq = d->seq;
+			continue;
+		}
+		fsm_queue_commit(f, q, mv[i]);
+		r->u.publish.queues++;
+		if (i == 0)
+			r->u.publish.seq = mv[i]->seq;
+		d = dv[i];
+		if (d == NULL)
+			continue;
+		dedup_expire(f, q);
+		if (q->dedup.count >= f->cfg.max_dedup_entries)
+			dedup_pop(f, q);
+		d->time = f->now;
+		d->seq = mv[i]->seq;
+		d->id_len = in->id_len;
+		memcpy(d->id, in->id, in->id_len);
+		d->hash = fsm_hash_bytes(in->id, in->id_len);
+		fsm_dedup_add_raw(f, q, d);
+	}
+	goto out;
+nomem:
+	rc = FSM_ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (mv[i] != NULL)
+			fsm_msg_discard(f, mv[i]);
+		if (dv[i] != NULL)
+			fsm_mem_free(f, dv[i],
+			             sizeof(struct fsm_dedup) + in->id_len);
+	}
+out:
+	free(mv);
+	free(dv);
+	if (tg != &one)
+		free(tg);
+	return rc;
+}
+
+/* ---- Views and checks. */
+
+void fsm_queue_stats_fill(const struct fsm_queue *q, struct fsm_queue_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->queue_id = q->id;
+	s->ready = q->n_ready + q->n_delayed;
+	s->delayed = q->n_delayed;
+	s->in_flight = q->n_flight;
+	s->bytes = q->bytes;
+	s->consumers = q->consumers.n;
+	s->published = q->published;
+	s->acked = q->acked;
+	s->dead_lettered = q->dead_lettered;
+	s->expired = q->expired;
+	s->dropped = q->dropped;
+	s->deduplicated = q->deduplicated;
+	s->last_seq = q->last_seq;
+	s->opts = q->opts;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_qname(const void *a, const void *b)
+{
+	const struct fsm_queue *x = *(struct fsm_queue *const *)a;
+	const struct fsm_queue *y = *(struct fsm_queue *const *)b;
+	uint32_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+	int c = memcmp(x->name, y->name, n);
+
+	if (c != 0)
+		return c;
+	return x->name_len < y->name_len ? -1 : x->name_len > y->name_len;
+}
+
+struct fsm_queue **fsm_queues_sorted(const struct fsm *f, uint32_t *n)
+{
+	struct fsm_queue **v = malloc((f->queues.count + 1) * sizeof(*v));
+	uint32_t i, k = 0;
+
+	if (v == NULL)
+		return NULL;
+	for (i = 0; i < f->queues.cap; i++)
+		if (f->queues.slots[i] != NULL)
+			v[k++] = f->queues.slots[i];
+	qsort(v, k, sizeof(*v), cmp_qname);
+	*n = k;
+	return v;
+}
+
+#define CHECK(x)                                                             \
+	do {                                                                 \
+		if (!(x))                                                    \
+			return -1;                                           \
+	} while (0)
+
+int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q)
+{
+	uint64_t n[3] = {0, 0, 0}, bytes = 0, rbytes = 0, cnt = 0;
+	uint64_t *rq = NULL;
+	uint32_t i;
+	int rc = 0;
+
+	CHECK(fsm_queue_find(f, q->name, q->name_len) == q);
+	CHECK(fsm_queue_by_id(f, q->id) == q);
+	CHECK(q->cursor >= 1 && q->cursor <= q->last_seq + 1);
+	if (q->rq_n) {
+		rq = malloc(q->rq_n * 8);
+		CHECK(rq != NULL);
+		memcpy(rq, q->rq, q->rq_n * 8);
+		qsort(rq, q->rq_n, 8, cmp_u64);
+	}
+	for (i = 0; i < q->msgs.cap && rc == 0; i++) {
+		const struct fsm_msg *m = q->msgs.slots[i];
+		const struct fsm_aux *a;
+
+		if (m == NULL)
+			continue;
+		a = m->aux;
+		cnt++;
+		n[m->state]++;
+		bytes += m->payload_len;
+		if (m->state == FSM_MS_READY)
+			rbytes += m->payload_len;
+		if (m->seq == 0 || m->seq > q->last_seq || m->state > 2)
+			rc = -1;
+		if (m->state == FSM_MS_READY && m->seq < q->cursor &&
+		    (rq == NULL ||
+		     bsearch(&m->seq, rq, q->rq_n, 8, cmp_u64) == NULL))
+			rc = -1;
+		if (m->state != FSM_MS_READY && a == NULL)
+			rc = -1;
+		if (m->state == FSM_MS_FLIGHT && (m->seq >= q->cursor ||
+		                                  m->delivery_count == 0))
+			rc = -1;
+		if (a == NULL)
+			continue;
+		if (a->msg != m || a->q != q)
+			rc = -1;
+		if ((m->state == FSM_MS_FLIGHT) != (a->owner != NULL))
+			rc = -1;
+		if (a->owner != NULL &&
+		    (a->owner_slot >= a->owner->flights.n ||
+		     a->owner->flights.v[a->owner_slot] != a))
+			rc = -1;
+		if (fsm_aux_key(a) != 0) {
+			if (a->heap_idx >= f->heap_n ||
+			    f->heap[a->heap_idx].a != a ||
+			    f->heap[a->heap_idx].time != fsm_aux_key(a))
+				rc = -1;
+		} else if (a->heap_idx != FSM_NOIDX) {
+			rc = -1;
+		}
+	}
+	free(rq);
+	CHECK(rc == 0);
+	CHECK(cnt == q->msgs.count);
+	CHECK(n[0] == q->n_ready && n[1] == q->n_delayed &&
+	      n[2] == q->n_flight);
+	CHECK(bytes == q->bytes && rbytes == q->ready_bytes);
+	cnt = 0;
+	for (const struct fsm_dedup *d = q->dd_head; d != NULL; d = d->next) {
+		cnt++;
+		CHECK(d->next != NULL || d == q->dd_tail);
+		CHECK(d->next == NULL || d->next->time >= d->time);
+	}
+	CHECK(cnt == q->dedup.count);
+	for (i = 0; i < q->consumers.n; i++) {
+		const struct fsm_consumer *c = q->consumers.v[i];
+
+		CHECK(c->q == q);
+		CHECK(i == 0 ||
+		      ((const struct fsm_consumer *)q->consumers.v[i - 1])
+		              ->id < c->id);
+	}
+	CHECK(q->consumers.n == 0 || q->rr < q->consumers.n);
+	return 0;
+}

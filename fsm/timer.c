@@ -1,0 +1,158 @@
+/* fsm/timer: one binary min-heap of message deadlines (ack deadline,
+ * not-before, TTL) for the whole state machine, with positions tracked in
+ * each message's side record so updates and removals are O(log n). */
+#include "fsm/fsm_int.h"
+
+/* The earliest event of a message: its TTL, and its not-before or ack
+ * deadline. 0 = none. */
+uint64_t fsm_aux_key(const struct fsm_aux *a)
+{
+	uint64_t k = 0;
+
+	if (a->msg->state != FSM_MS_READY)
+		k = a->due;
+	if (a->expires != 0 && (k == 0 || a->expires < k))
+		k = a->expires;
+	return k;
+}
+
+/* Ties are broken by queue id and sequence number: a total order that does
+ * not depend on insertion history, so a restored heap fires identically. */
+static int ent_less(const struct fsm_heap_ent *x, const struct fsm_heap_ent *y)
+{
+	if (x->time != y->time)
+		return x->time < y->time;
+	if (x->a->q->id != y->a->q->id)
+		return x->a->q->id < y->a->q->id;
+	return x->a->msg->seq < y->a->msg->seq;
+}
+
+static void heap_set(struct fsm *f, uint32_t i, struct fsm_heap_ent e)
+{
+	f->heap[i] = e;
+	e.a->heap_idx = i;
+}
+
+static void sift_up(struct fsm *f, uint32_t i)
+{
+	struct fsm_heap_ent e = f->heap[i];
+
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+
+		if (!ent_less(&e, &f->heap[p]))
+			break;
+		heap_set(f, i, f->heap[p]);
+		i = p;
+	}
+	heap_set(f, i, e);
+}
+
+static void sift_down(struct fsm *f, uint32_t i)
+{
+	struct fsm_heap_ent e = f->heap[i];
+
+	for (;;) {
+		uint32_t l = 2 * i + 1, m = i;
+		const struct fsm_heap_ent *best = &e;
+
+		if (l < f->heap_n && ent_less(&f->heap[l], best)) {
+			m = l;
+			best = &f->heap[l];
+		}
+		if (l + 1 < f->heap_n && ent_less(&f->heap[l + 1], best))
+			m = l + 1;
+		if (m == i)
+			break;
+		heap_set(f, i, f->heap[m]);
+		i = m;
+	}
+	heap_set(f, i, e);
+}
+
+int fsm_timer_reserve(struct fsm *f, uint32_t extra)
+{
+	uint64_t need = (uint64_t)f->heap_n + extra;
+	uint32_t cap = f->heap_cap ? f->heap_cap : 64;
+	struct fsm_heap_ent *h;
+
+	if (need <= f->heap_cap)
+		return 0;
+	while (cap < need) {
+		if (cap >= (1u << 30))
+			return FSM_ENOMEM;
+		cap *= 2;
+	}
+	h = fsm_mem_alloc(f, (size_t)cap * sizeof(*h));
+	if (h == NULL)
+		return FSM_ENOMEM;
+	for (uint32_t i = 0; i < f->heap_n; i++)
+		h[i] = f->heap[i];
+	fsm_mem_free(f, f->heap, (size_t)f->heap_cap * sizeof(*h));
+	f->heap = h;
+	f->heap_cap = cap;
+	return 0;
+}
+
+void fsm_timer_remove(struct fsm *f, struct fsm_aux *a)
+{
+	uint32_t i = a->heap_idx;
+
+	if (i == FSM_NOIDX)
+		return;
+	a->heap_idx = FSM_NOIDX;
+	f->heap_n--;
+	if (i == f->heap_n)
+		return;
+	{
+		struct fsm_aux *moved = f->heap[f->heap_n].a;
+
+		heap_set(f, i, f->heap[f->heap_n]);
+		sift_up(f, i);
+		sift_down(f, moved->heap_idx);
+	}
+}
+
+/* The caller reserved room beforehand when `a` was not in the heap. */
+void fsm_timer_update(struct fsm *f, struct fsm_aux *a)
+{
+	uint64_t k = fsm_aux_key(a);
+	struct fsm_heap_ent e = {k, a};
+
+	if (k == 0) {
+		fsm_timer_remove(f, a);
+		return;
+	}
+	if (a->heap_idx == FSM_NOIDX) {
+		heap_set(f, f->heap_n++, e);
+		sift_up(f, f->heap_n - 1);
+		return;
+	}
+	f->heap[a->heap_idx].time = k;
+	sift_up(f, a->heap_idx);
+	sift_down(f, a->heap_idx);
+}
+
+/* Fires every timer due at or before the clock. Each event either removes
+ * the message or moves its key strictly past the clock, so this ends. */
+void fsm_timer_fire(struct fsm *f)
+{
+	while (f->heap_n > 0 && f->heap[0].time <= f->now) {
+		struct fsm_aux *a = f->heap[0].a;
+		struct fsm_msg *m = a->msg;
+		struct fsm_queue *q = a->q;
+
+		if (a->expires != 0 && a->expires <= f->now) {
+			fsm_msg_expire(f, q, m);
+		} else if (m->state == FSM_MS_DELAYED) {
+			fsm_msg_set_state(q, m, FSM_MS_READY);
+			if (m->seq < q->cursor)
+				fsm_rq_push(f, q, m->seq);
+			fsm_mark_dirty(f, q);
+			fsm_timer_update(f, a);
+			fsm_aux_maybe_free(f, m);
+		} else {
+			fsm_msg_requeue(f, q, m);
+		}
+	}
+}

@@ -1,0 +1,146 @@
+/* node: the raftmq server process: client sessions, forwarding, batching.
+ *
+ * Roles of a client connection (a session):
+ *
+ *   NEW    HELLO and STATUS are answered; the first other request decides:
+ *   LOCAL  this node is the serving leader: requests become FSM commands,
+ *          batched into Raft entries; replies and deliveries are written
+ *          when the leader applies them (through the fsm sink);
+ *   PROXY  this node follows a known leader: it opens one connection to the
+ *          leader's client port for this session and relays frames both
+ *          ways unchanged, answering only HELLO and STATUS itself.
+ *
+ * A leader "serves" only after its LEADER_ELECTED command has been applied:
+ * that command ends every session of earlier terms in the FSM, so their
+ * in-flight deliveries become ready again. When this node stops serving
+ * (or the leader a proxy points to changes), every affected session is
+ * closed after each of its unanswered requests got a retryable error:
+ * clients reconnect, re-register consumers and retry with the same message
+ * ids, which the FSM deduplicates.
+ */
+#ifndef RAFTMQ_NODE_H
+#define RAFTMQ_NODE_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "../fsm/codec.h"
+#include "../fsm/fsm.h"
+#include "../raft_glue/rg.h"
+#include "../wire/wire.h"
+#include "config.h"
+#include "reqset.h"
+
+enum session_mode { SESSION_NEW = 0, SESSION_LOCAL = 1, SESSION_PROXY = 2 };
+
+/* One direction of a TCP stream: input buffer and output queue. */
+struct conn {
+	uv_tcp_t tcp;
+	char *in; /* (owned) received, not yet consumed bytes */
+	size_t in_len, in_cap;
+	struct wire_buf out;  /* queued, not yet handed to uv_write */
+	struct wire_buf wbuf; /* being written by `wreq` */
+	uv_write_t wreq;
+	int writing;
+	int open; /* tcp initialised and not yet closed */
+};
+
+struct session {
+	struct node *node;
+	uint64_t id;
+	int mode; /* enum session_mode */
+	int hello;
+	int closing;
+	int close_after_write;
+	unsigned handles;      /* open uv handles; freed at 0 */
+	struct conn c;         /* the client */
+	struct reqset pending; /* requests not answered yet */
+	/* PROXY only */
+	struct conn up;
+	uv_connect_t up_connect;
+	int up_connected;
+	uint64_t up_leader;          /* leader id the link points to */
+	struct session *next, *prev; /* node's list */
+	struct session *hnext;       /* id hash chain (LOCAL sessions) */
+};
+
+/* Requests carried by one proposed entry, to answer them when it fails. */
+struct entry_req {
+	uint64_t session;
+	uint64_t req_id;
+};
+
+struct entry {
+	struct node *node;
+	struct entry_req *reqs;
+	unsigned n_reqs, cap_reqs;
+	int is_elected; /* the LEADER_ELECTED entry of `term` */
+	int is_tick;
+	uint64_t term;
+};
+
+#define NODE_SESSION_BUCKETS 4096
+
+struct node {
+	uv_loop_t *loop;
+	struct node_config *cfg;
+	struct fsm *fsm;
+	struct rg *rg;
+	uv_tcp_t listener;
+	uv_signal_t sigterm, sigint;
+	uv_check_t check;
+	uv_timer_t ticker;
+	/* leadership as last reported by raft_glue */
+	int role;
+	uint64_t term;
+	uint64_t leader_id;
+	int ready;
+	int serving;           /* our LEADER_ELECTED of `term` applied */
+	uint64_t elected_term; /* term for which LEADER_ELECTED was proposed */
+	int tick_inflight;
+	/* batching */
+	struct fsm_batch batch;
+	struct entry *cur; /* requests of `batch` */
+	/* sessions */
+	struct session *sessions; /* every open session */
+	unsigned n_sessions;
+	struct session *by_id[NODE_SESSION_BUCKETS];
+	uint64_t next_session;
+	int stopping;
+	int exit_code;
+	/* scratch for decoding message headers */
+	struct wire_header hdr_scratch[1024];
+	struct wire_buf scratch;
+};
+
+/* server.c */
+int node_listen(struct node *n);
+void node_close_sessions(struct node *n, int code, const char *why,
+                         int only_local);
+struct session *node_session_find(struct node *n, uint64_t id);
+void session_close(struct session *s, int code, const char *why);
+void conn_flush(struct session *s, struct conn *c);
+int session_write_error(struct session *s, uint64_t req_id, int code,
+                        const char *msg);
+void session_reply_done(struct session *s, uint64_t req_id);
+void session_answer_local(struct session *s, const struct wire_msg *m);
+void session_status(struct session *s, uint64_t req_id);
+
+/* proxy.c */
+int proxy_start(struct session *s);
+void proxy_forward(struct session *s, const char *frame, size_t len,
+                   const struct wire_msg *m);
+
+/* command.c: LOCAL requests -> FSM commands, and the fsm sink. */
+void node_submit(struct session *s, const struct wire_msg *m);
+void node_submit_cmd(struct node *n, const struct fsm_cmd *cmd);
+void node_flush(struct node *n);
+void node_role_cb(void *data, int role, uint64_t term, uint64_t leader_id,
+                  int ready);
+void node_sink_result(void *data, const struct fsm_result *r);
+void node_sink_effect(void *data, const struct fsm_delivery *d);
+void node_tick_cb(uv_timer_t *t);
+uint64_t node_now_ms(void);
+
+#endif /* RAFTMQ_NODE_H */

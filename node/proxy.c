@@ -1,0 +1,274 @@
+/* node/proxy: a follower relays a client session to the leader.
+ *
+ * The follower opens one TCP connection to the leader's client address per
+ * proxied session, says HELLO there itself, and then passes the client's
+ * frames up and the leader's frames down unchanged. It remembers which
+ * request ids are unanswered: when the link breaks, each of them gets a
+ * retryable WIRE_EUNKNOWN error (the leader may or may not have committed
+ * it), then the client connection is closed so that the client reconnects
+ * and re-registers its consumers. Deliveries travel from the leader: the
+ * consumer session lives there. */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "node.h"
+
+/* Request id of the proxy's own HELLO on the upstream link. Client request
+ * ids are relayed as they are; a client using this one would only see its
+ * reply swallowed, so it is documented as reserved. */
+#define PROXY_HELLO_ID UINT64_MAX
+
+#define READ_CHUNK (64 * 1024)
+
+static void up_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct session *s = h->data;
+	struct conn *c = &s->up;
+	(void)hint;
+
+	if (c->in_cap - c->in_len < READ_CHUNK) {
+		size_t cap = c->in_cap == 0 ? 2 * READ_CHUNK : c->in_cap * 2;
+		char *p = realloc(c->in, cap);
+		if (p == NULL) {
+			buf->base = NULL;
+			buf->len = 0;
+			return;
+		}
+		c->in = p;
+		c->in_cap = cap;
+	}
+	buf->base = c->in + c->in_len;
+	buf->len = c->in_cap - c->in_len;
+}
+
+/* Reads op and req_id of a frame body [op, req_id, fields] without decoding
+ * the rest. Returns 0, or -1 when the body does not start that way. */
+static int peek_header(const unsigned char *b, size_t len, unsigned *op,
+                       uint64_t *req_id)
+{
+	size_t i = 1;
+
+	if (len < 3 || (b[0] & 0xf0) != 0x90 || b[1] > 0x7f) {
+		return -1;
+	}
+	*op = b[1];
+	i = 2;
+	if (b[i] <= 0x7f) {
+		*req_id = b[i];
+		return 0;
+	}
+	{
+		size_t w;
+		switch (b[i]) {
+		case 0xcc:
+			w = 1;
+			break;
+		case 0xcd:
+			w = 2;
+			break;
+		case 0xce:
+			w = 4;
+			break;
+		case 0xcf:
+			w = 8;
+			break;
+		default:
+			return -1;
+		}
+		if (len < i + 1 + w) {
+			return -1;
+		}
+		*req_id = 0;
+		for (size_t k = 0; k < w; k++) {
+			*req_id = (*req_id << 8) | b[i + 1 + k];
+		}
+	}
+	return 0;
+}
+
+static void up_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct session *s = stream->data;
+	struct conn *c = &s->up;
+	size_t off = 0;
+
+	if (nread < 0) {
+		LOG_INFO("session %llx: link to leader %llu lost: %s",
+		         (unsigned long long)s->id,
+		         (unsigned long long)s->up_leader,
+		         uv_strerror((int)nread));
+		session_close(s, WIRE_EUNKNOWN,
+		              "link to the leader lost; outcome unknown");
+		return;
+	}
+	if (nread == 0) {
+		return;
+	}
+	if (buf->base == NULL) {
+		session_close(s, WIRE_ENOMEM, "out of memory");
+		return;
+	}
+	c->in_len += (size_t)nread;
+	while (!s->closing) {
+		size_t body_len;
+		unsigned op;
+		uint64_t req_id;
+		const char *frame = c->in + off;
+		/* The leader's frames are trusted to respect its own limit;
+		 * ours may be smaller, so allow a generous bound here. */
+		int r = wire_split(frame, c->in_len - off,
+		                   4 * s->node->cfg->max_frame, &body_len);
+		if (r == WIRE_SPLIT_MORE) {
+			break;
+		}
+		if (r == WIRE_SPLIT_TOOBIG ||
+		    peek_header((const unsigned char *)frame + WIRE_PREFIX,
+		                body_len, &op, &req_id) != 0) {
+			session_close(s, WIRE_EUNKNOWN,
+			              "bad frame from the leader");
+			return;
+		}
+		off += WIRE_PREFIX + body_len;
+		if (req_id == PROXY_HELLO_ID &&
+		    (op == WIRE_OP_HELLO_OK || op == WIRE_OP_ERROR)) {
+			if (op == WIRE_OP_ERROR) {
+				session_close(s, WIRE_EUNAVAILABLE,
+				              "leader refused the proxy");
+				return;
+			}
+			continue;
+		}
+		if (wire_buf_append(&s->c.out, frame, WIRE_PREFIX + body_len) !=
+		    0) {
+			session_close(s, WIRE_ENOMEM, "out of memory");
+			return;
+		}
+		if (op == WIRE_OP_OK || op == WIRE_OP_ERROR) {
+			reqset_remove(&s->pending, req_id);
+		}
+	}
+	if (s->closing) {
+		return;
+	}
+	memmove(c->in, c->in + off, c->in_len - off);
+	c->in_len -= off;
+	if (s->c.out.len > s->node->cfg->max_session_output) {
+		session_close(s, WIRE_EBUSY, "client does not read its output");
+		return;
+	}
+	conn_flush(s, &s->c);
+}
+
+static void up_connect_cb(uv_connect_t *req, int status)
+{
+	struct session *s = req->data;
+
+	if (s->closing) {
+		return;
+	}
+	if (status != 0) {
+		LOG_INFO("session %llx: cannot connect to leader %llu: %s",
+		         (unsigned long long)s->id,
+		         (unsigned long long)s->up_leader, uv_strerror(status));
+		session_close(s, WIRE_EUNAVAILABLE,
+		              "cannot reach the leader; retry");
+		return;
+	}
+	s->up_connected = 1;
+	uv_tcp_nodelay(&s->up.tcp, 1);
+	uv_read_start((uv_stream_t *)&s->up.tcp, up_alloc_cb, up_read_cb);
+	conn_flush(s, &s->up);
+}
+
+static int resolve(const char *addr, struct sockaddr_storage *out)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[NODE_ADDR_MAX];
+	const char *colon = strrchr(addr, ':');
+	int rv;
+
+	if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
+		return -1;
+	}
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	/* Blocking, but only for names: addresses are parsed at once, and
+	 * names (compose service names) resolve from a local resolver. */
+	rv = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rv != 0) {
+		LOG_WARN("resolve %s: %s", addr, gai_strerror(rv));
+		return -1;
+	}
+	memcpy(out, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+int proxy_start(struct session *s)
+{
+	struct node *n = s->node;
+	const struct node_member *leader =
+	    node_config_member(n->cfg, n->leader_id);
+	struct sockaddr_storage sa;
+	struct wire_msg hello;
+	int rv;
+
+	if (leader == NULL || resolve(leader->client_address, &sa) != 0) {
+		return -1;
+	}
+	uv_tcp_init(n->loop, &s->up.tcp);
+	s->up.tcp.data = s;
+	s->up.open = 1;
+	s->handles++;
+	s->mode = SESSION_PROXY;
+	s->up_leader = n->leader_id;
+	s->id = ((uint64_t)n->cfg->id << 48) | ++n->next_session;
+	if (n->cfg->source_addr[0] != '\0') {
+		struct sockaddr_in src;
+		if (uv_ip4_addr(n->cfg->source_addr, 0, &src) == 0) {
+			uv_tcp_bind(&s->up.tcp, (struct sockaddr *)&src, 0);
+		}
+	}
+	wire_msg_init(&hello, WIRE_OP_HELLO, PROXY_HELLO_ID);
+	hello.version = WIRE_VERSION;
+	hello.client.ptr = "raftmq-proxy";
+	hello.client.len = (uint32_t)strlen("raftmq-proxy");
+	if (wire_encode(&s->up.out, &hello) != 0) {
+		return -1;
+	}
+	s->up_connect.data = s;
+	rv = uv_tcp_connect(&s->up_connect, &s->up.tcp, (struct sockaddr *)&sa,
+	                    up_connect_cb);
+	if (rv != 0) {
+		LOG_WARN("connect to leader %s: %s", leader->client_address,
+		         uv_strerror(rv));
+		return -1;
+	}
+	LOG_DEBUG("session %llx: proxied to leader %llu at %s",
+	          (unsigned long long)s->id, (unsigned long long)n->leader_id,
+	          leader->client_address);
+	return 0;
+}
+
+void proxy_forward(struct session *s, const char *frame, size_t len,
+                   const struct wire_msg *m)
+{
+	(void)m;
+	if (wire_buf_append(&s->up.out, frame, len) != 0) {
+		session_close(s, WIRE_ENOMEM, "out of memory");
+		return;
+	}
+	if (s->up.out.len > s->node->cfg->max_session_output) {
+		session_close(s, WIRE_EBUSY, "leader link congested");
+		return;
+	}
+	if (s->up_connected) {
+		conn_flush(s, &s->up);
+	}
+}

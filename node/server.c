@@ -1,0 +1,611 @@
+/* node/server: the client listener, session lifecycle, framing and dispatch.
+ *
+ * Each session owns up to two TCP handles (the client, and in PROXY mode the
+ * link to the leader). A session is never freed inside one of its own
+ * callbacks' callers: session_close() only starts closing; memory goes in
+ * the last handle's close callback (libuv's two-phase close). */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "node.h"
+
+#define READ_CHUNK           (64 * 1024)
+#define MAX_PENDING_REQUESTS 65536
+
+/* ---------------------------------------------------------------------
+ * Session table: LOCAL sessions by id, for routing FSM results. */
+
+static size_t bucket_of(uint64_t id)
+{
+	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 52) %
+	       NODE_SESSION_BUCKETS;
+}
+
+struct session *node_session_find(struct node *n, uint64_t id)
+{
+	struct session *s = n->by_id[bucket_of(id)];
+	while (s != NULL && s->id != id) {
+		s = s->hnext;
+	}
+	return s;
+}
+
+static void session_index(struct session *s)
+{
+	size_t b = bucket_of(s->id);
+	s->hnext = s->node->by_id[b];
+	s->node->by_id[b] = s;
+}
+
+static void session_unindex(struct session *s)
+{
+	struct session **p = &s->node->by_id[bucket_of(s->id)];
+	while (*p != NULL && *p != s) {
+		p = &(*p)->hnext;
+	}
+	if (*p == s) {
+		*p = s->hnext;
+	}
+	s->hnext = NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * Output. */
+
+static void write_cb(uv_write_t *req, int status);
+
+void conn_flush(struct session *s, struct conn *c)
+{
+	struct wire_buf tmp;
+	uv_buf_t b;
+	int rv;
+
+	if (c->writing || c->out.len == 0 || !c->open) {
+		return;
+	}
+	/* Swap the queued bytes into the write buffer, so that new output
+	 * keeps accumulating while this write is in flight. */
+	tmp = c->wbuf;
+	c->wbuf = c->out;
+	c->out = tmp;
+	c->out.len = 0;
+	b = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len);
+	c->wreq.data = s;
+	rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+	if (rv != 0) {
+		c->wbuf.len = 0;
+		session_close(s, WIRE_EUNKNOWN, uv_strerror(rv));
+		return;
+	}
+	c->writing = 1;
+}
+
+static void close_handles(struct session *s);
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct session *s = req->data;
+	struct conn *c = req == &s->c.wreq ? &s->c : &s->up;
+
+	c->writing = 0;
+	c->wbuf.len = 0;
+	if (status != 0) {
+		if (!s->closing) {
+			session_close(s, WIRE_EUNKNOWN, uv_strerror(status));
+		} else {
+			close_handles(s);
+		}
+		return;
+	}
+	if (s->closing) {
+		if (c == &s->c && c->out.len > 0) {
+			conn_flush(s, c);
+		} else if (c == &s->c) {
+			close_handles(s);
+		}
+		return;
+	}
+	conn_flush(s, c);
+	/* A session whose client does not read its output is cut off rather
+	 * than allowed to hold unbounded memory. */
+}
+
+static int check_output_bound(struct session *s)
+{
+	if (s->c.out.len > s->node->cfg->max_session_output) {
+		LOG_WARN("session %llx: client does not read (%zu bytes "
+		         "queued): closing",
+		         (unsigned long long)s->id, s->c.out.len);
+		session_close(s, WIRE_EBUSY, "client does not read its output");
+		return -1;
+	}
+	return 0;
+}
+
+int session_write_error(struct session *s, uint64_t req_id, int code,
+                        const char *msg)
+{
+	const char *leader = NULL;
+	const struct node_member *m;
+
+	if (code == WIRE_ENOTLEADER && s->node->leader_id != 0) {
+		m = node_config_member(s->node->cfg, s->node->leader_id);
+		leader = m != NULL ? m->client_address : NULL;
+	}
+	if (wire_encode_error(&s->c.out, req_id, code,
+	                      msg != NULL ? msg : wire_strerror(code),
+	                      leader) != 0) {
+		return -1;
+	}
+	reqset_remove(&s->pending, req_id);
+	if (!s->closing) {
+		conn_flush(s, &s->c);
+	}
+	return 0;
+}
+
+void session_reply_done(struct session *s, uint64_t req_id)
+{
+	reqset_remove(&s->pending, req_id);
+	if (check_output_bound(s) == 0) {
+		conn_flush(s, &s->c);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Closing. */
+
+static void session_free(struct session *s)
+{
+	struct node *n = s->node;
+
+	if (s->prev != NULL) {
+		s->prev->next = s->next;
+	} else if (n->sessions == s) {
+		n->sessions = s->next;
+	}
+	if (s->next != NULL) {
+		s->next->prev = s->prev;
+	}
+	n->n_sessions--;
+	free(s->c.in);
+	wire_buf_free(&s->c.out);
+	wire_buf_free(&s->c.wbuf);
+	free(s->up.in);
+	wire_buf_free(&s->up.out);
+	wire_buf_free(&s->up.wbuf);
+	reqset_free(&s->pending);
+	free(s);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct session *s = h->data;
+	if (--s->handles == 0) {
+		session_free(s);
+	}
+}
+
+static void close_conn(struct conn *c)
+{
+	if (c->open) {
+		c->open = 0;
+		uv_close((uv_handle_t *)&c->tcp, handle_closed);
+	}
+}
+
+static void close_handles(struct session *s)
+{
+	close_conn(&s->up);
+	close_conn(&s->c);
+}
+
+struct fail_ctx {
+	struct session *s;
+	int code;
+	const char *why;
+};
+
+static void fail_one(void *arg, uint64_t req_id)
+{
+	struct fail_ctx *f = arg;
+	wire_encode_error(&f->s->c.out, req_id, f->code, f->why, NULL);
+}
+
+void session_close(struct session *s, int code, const char *why)
+{
+	struct node *n = s->node;
+	struct fail_ctx f = {s, code, why};
+
+	if (s->closing) {
+		return;
+	}
+	s->closing = 1;
+	LOG_DEBUG("session %llx closing: %s", (unsigned long long)s->id,
+	          why != NULL ? why : "");
+	if (s->mode == SESSION_LOCAL) {
+		session_unindex(s);
+		if (n->serving && !n->stopping) {
+			/* Its consumers go, its deliveries become ready. */
+			struct fsm_cmd cmd;
+			memset(&cmd, 0, sizeof cmd);
+			cmd.type = FSM_CMD_SESSION_DOWN;
+			cmd.time = node_now_ms();
+			cmd.u.session_down.session = s->id;
+			node_submit_cmd(n, &cmd);
+		}
+	}
+	/* Every unanswered request learns that its outcome is unknown (or
+	 * that the node stops): never a silent drop, never a false success. */
+	if (s->c.open && s->pending.n > 0) {
+		reqset_foreach(&s->pending, fail_one, &f);
+	}
+	reqset_free(&s->pending);
+	close_conn(&s->up);
+	if (s->c.open) {
+		uv_read_stop((uv_stream_t *)&s->c.tcp);
+	}
+	if (s->c.writing) {
+		return; /* write_cb finishes the job */
+	}
+	if (s->c.out.len > 0 && s->c.open) {
+		conn_flush(s, &s->c);
+		if (s->c.writing) {
+			return;
+		}
+	}
+	close_handles(s);
+}
+
+void node_close_sessions(struct node *n, int code, const char *why,
+                         int only_local)
+{
+	struct session *s = n->sessions;
+	while (s != NULL) {
+		struct session *next = s->next;
+		if (!only_local || s->mode == SESSION_LOCAL) {
+			session_close(s, code, why);
+		}
+		s = next;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Input. */
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct session *s = h->data;
+	struct conn *c = h == (uv_handle_t *)&s->c.tcp ? &s->c : &s->up;
+	(void)hint;
+
+	if (c->in_cap - c->in_len < READ_CHUNK) {
+		size_t cap = c->in_cap == 0 ? 2 * READ_CHUNK : c->in_cap * 2;
+		char *p = realloc(c->in, cap);
+		if (p == NULL) {
+			buf->base = NULL;
+			buf->len = 0;
+			return;
+		}
+		c->in = p;
+		c->in_cap = cap;
+	}
+	buf->base = c->in + c->in_len;
+	buf->len = c->in_cap - c->in_len;
+}
+
+static const char *role_name(int role)
+{
+	switch (role) {
+	case RG_ROLE_LEADER:
+		return "leader";
+	case RG_ROLE_FOLLOWER:
+		return "follower";
+	case RG_ROLE_CANDIDATE:
+		return "candidate";
+	default:
+		return "unavailable";
+	}
+}
+
+void session_status(struct session *s, uint64_t req_id)
+{
+	struct node *n = s->node;
+	struct wire_member members[NODE_MAX_MEMBERS];
+	struct rg_info info;
+	struct wire_msg m;
+	const char *role;
+
+	rg_info(n->rg, &info);
+	role = role_name(info.role);
+	for (unsigned i = 0; i < n->cfg->n_members; i++) {
+		const struct node_member *nm = &n->cfg->members[i];
+		members[i].id = nm->id;
+		members[i].raft_address.ptr = nm->raft_address;
+		members[i].raft_address.len =
+		    (uint32_t)strlen(nm->raft_address);
+		members[i].client_address.ptr = nm->client_address;
+		members[i].client_address.len =
+		    (uint32_t)strlen(nm->client_address);
+	}
+	wire_msg_init(&m, WIRE_OP_OK, req_id);
+	m.present = WIRE_BIT(WIRE_F_NODE_ID) | WIRE_BIT(WIRE_F_ROLE) |
+	            WIRE_BIT(WIRE_F_LEADER_ID) | WIRE_BIT(WIRE_F_TERM) |
+	            WIRE_BIT(WIRE_F_COMMIT_INDEX) |
+	            WIRE_BIT(WIRE_F_APPLIED_INDEX) |
+	            WIRE_BIT(WIRE_F_LAST_INDEX) | WIRE_BIT(WIRE_F_MEMBERS);
+	m.node_id = n->cfg->id;
+	m.role.ptr = role;
+	m.role.len = (uint32_t)strlen(role);
+	m.leader_id = info.leader_id;
+	m.term = info.term;
+	m.commit_index = info.commit_index;
+	m.applied_index = info.applied_index;
+	m.last_index = info.last_index;
+	m.members = members;
+	m.n_members = n->cfg->n_members;
+	if (wire_encode(&s->c.out, &m) != 0) {
+		session_close(s, WIRE_ENOMEM, "out of memory");
+		return;
+	}
+	session_reply_done(s, req_id);
+}
+
+static void answer_hello(struct session *s, const struct wire_msg *req)
+{
+	struct wire_msg m;
+
+	if (req->version != WIRE_VERSION) {
+		char msg[96];
+		snprintf(msg, sizeof msg,
+		         "protocol version %u not supported: server speaks %d",
+		         req->version, WIRE_VERSION);
+		session_write_error(s, req->req_id, WIRE_EVERSION, msg);
+		session_close(s, WIRE_EVERSION, msg);
+		return;
+	}
+	s->hello = 1;
+	wire_msg_init(&m, WIRE_OP_HELLO_OK, req->req_id);
+	m.version = WIRE_VERSION;
+	m.node_id = s->node->cfg->id;
+	m.max_frame = (uint32_t)s->node->cfg->max_frame;
+	m.max_payload = s->node->cfg->fsm.max_payload;
+	if (wire_encode(&s->c.out, &m) != 0) {
+		session_close(s, WIRE_ENOMEM, "out of memory");
+		return;
+	}
+	conn_flush(s, &s->c);
+}
+
+/* Decides how a NEW session is served: locally when this node is the
+ * serving leader, through a proxy when another node leads. Returns 0 when
+ * the session may go on, -1 when the request was answered with an error. */
+static int choose_mode(struct session *s, uint64_t req_id)
+{
+	struct node *n = s->node;
+
+	if (n->stopping) {
+		session_write_error(s, req_id, WIRE_ESHUTDOWN,
+		                    "node is shutting down");
+		return -1;
+	}
+	if (n->serving) {
+		s->mode = SESSION_LOCAL;
+		s->id = ((uint64_t)n->cfg->id << 48) | ++n->next_session;
+		session_index(s);
+		return 0;
+	}
+	if (n->role != RG_ROLE_LEADER && n->leader_id != 0 &&
+	    n->leader_id != n->cfg->id) {
+		if (proxy_start(s) == 0) {
+			return 0;
+		}
+		session_write_error(s, req_id, WIRE_EUNAVAILABLE,
+		                    "cannot reach the leader; retry");
+		session_close(s, WIRE_EUNAVAILABLE, "cannot reach the leader");
+		return -1;
+	}
+	session_write_error(s, req_id, WIRE_EUNAVAILABLE,
+	                    n->role == RG_ROLE_LEADER
+	                        ? "leader is not ready yet"
+	                        : "no leader elected yet");
+	return -1;
+}
+
+/* Handles one complete frame from the client. */
+static void on_frame(struct session *s, const char *frame, size_t body_len)
+{
+	struct node *n = s->node;
+	const char *body = frame + WIRE_PREFIX;
+	struct wire_msg m;
+	int rv;
+
+	rv = wire_decode(
+	    body, body_len, &m, n->hdr_scratch,
+	    (uint32_t)(sizeof n->hdr_scratch / sizeof n->hdr_scratch[0]));
+	if (rv != 0) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "malformed frame: %s",
+		         m.err != NULL ? m.err : "bad msgpack");
+		LOG_DEBUG("session %llx: %s", (unsigned long long)s->id, msg);
+		session_write_error(s, m.req_id, WIRE_EPROTO, msg);
+		return;
+	}
+	if (m.op == WIRE_OP_HELLO) {
+		answer_hello(s, &m);
+		return;
+	}
+	if (!s->hello) {
+		session_write_error(s, m.req_id, WIRE_EHELLO,
+		                    "send HELLO first");
+		return;
+	}
+	if (m.op >= WIRE_OP_REQUEST_MAX) {
+		session_write_error(s, m.req_id, WIRE_EPROTO,
+		                    "not a request op");
+		return;
+	}
+	if (m.op == WIRE_OP_STATUS) {
+		session_status(s, m.req_id);
+		return;
+	}
+	if (s->pending.n >= MAX_PENDING_REQUESTS) {
+		session_write_error(s, m.req_id, WIRE_EBUSY,
+		                    "too many requests in flight");
+		return;
+	}
+	if (s->mode == SESSION_NEW && choose_mode(s, m.req_id) != 0) {
+		return;
+	}
+	if (reqset_add(&s->pending, m.req_id) != 0) {
+		session_close(s, WIRE_ENOMEM, "out of memory");
+		return;
+	}
+	if (s->mode == SESSION_PROXY) {
+		proxy_forward(s, frame, WIRE_PREFIX + body_len, &m);
+		return;
+	}
+	session_answer_local(s, &m);
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct session *s = stream->data;
+	struct conn *c = &s->c;
+	size_t off = 0;
+	(void)buf;
+
+	if (nread < 0) {
+		session_close(s, WIRE_EUNKNOWN,
+		              nread == UV_EOF ? "client closed"
+		                              : uv_strerror((int)nread));
+		return;
+	}
+	if (nread == 0) {
+		return;
+	}
+	if (buf->base == NULL) {
+		session_close(s, WIRE_ENOMEM, "out of memory");
+		return;
+	}
+	c->in_len += (size_t)nread;
+	while (!s->closing) {
+		size_t body_len;
+		int r = wire_split(c->in + off, c->in_len - off,
+		                   s->node->cfg->max_frame, &body_len);
+		if (r == WIRE_SPLIT_MORE) {
+			break;
+		}
+		if (r == WIRE_SPLIT_TOOBIG) {
+			LOG_WARN("session %llx: frame of %zu bytes exceeds "
+			         "limit %zu: closing",
+			         (unsigned long long)s->id, body_len,
+			         s->node->cfg->max_frame);
+			wire_encode_frame_error(&c->out, body_len,
+			                        s->node->cfg->max_frame);
+			session_close(s, WIRE_EFRAME, "frame too large");
+			return;
+		}
+		on_frame(s, c->in + off, body_len);
+		off += WIRE_PREFIX + body_len;
+	}
+	if (s->closing) {
+		return;
+	}
+	memmove(c->in, c->in + off, c->in_len - off);
+	c->in_len -= off;
+	/* Give memory back after a large frame. */
+	if (c->in_len == 0 && c->in_cap > 4 * READ_CHUNK) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Listener. */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct node *n = server->data;
+	struct session *s;
+
+	if (status != 0) {
+		LOG_WARN("accept: %s", uv_strerror(status));
+		return;
+	}
+	s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		LOG_ERROR("accept: out of memory");
+		return;
+	}
+	s->node = n;
+	reqset_init(&s->pending);
+	wire_buf_init(&s->c.out);
+	wire_buf_init(&s->c.wbuf);
+	wire_buf_init(&s->up.out);
+	wire_buf_init(&s->up.wbuf);
+	uv_tcp_init(n->loop, &s->c.tcp);
+	s->c.tcp.data = s;
+	s->c.open = 1;
+	s->handles = 1;
+	s->next = n->sessions;
+	if (n->sessions != NULL) {
+		n->sessions->prev = s;
+	}
+	n->sessions = s;
+	n->n_sessions++;
+	if (uv_accept(server, (uv_stream_t *)&s->c.tcp) != 0) {
+		session_close(s, WIRE_EUNKNOWN, "accept failed");
+		return;
+	}
+	uv_tcp_nodelay(&s->c.tcp, 1);
+	if (n->n_sessions > n->cfg->max_sessions) {
+		session_write_error(s, 0, WIRE_EBUSY,
+		                    "too many client connections");
+		session_close(s, WIRE_EBUSY, "too many sessions");
+		return;
+	}
+	if (n->stopping) {
+		session_write_error(s, 0, WIRE_ESHUTDOWN,
+		                    "node is shutting down");
+		session_close(s, WIRE_ESHUTDOWN, "shutting down");
+		return;
+	}
+	uv_read_start((uv_stream_t *)&s->c.tcp, alloc_cb, read_cb);
+}
+
+int node_listen(struct node *n)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[NODE_ADDR_MAX];
+	const char *colon = strrchr(n->cfg->listen, ':');
+	int rv;
+
+	memcpy(host, n->cfg->listen, (size_t)(colon - n->cfg->listen));
+	host[colon - n->cfg->listen] = '\0';
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	rv = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rv != 0) {
+		LOG_ERROR("listen %s: %s", n->cfg->listen, gai_strerror(rv));
+		return -1;
+	}
+	uv_tcp_init(n->loop, &n->listener);
+	n->listener.data = n;
+	rv = uv_tcp_bind(&n->listener, res->ai_addr, 0);
+	freeaddrinfo(res);
+	if (rv == 0) {
+		rv = uv_listen((uv_stream_t *)&n->listener, 511, on_connection);
+	}
+	if (rv != 0) {
+		LOG_ERROR("listen %s: %s", n->cfg->listen, uv_strerror(rv));
+		return -1;
+	}
+	LOG_INFO("clients: listening on %s", n->cfg->listen);
+	return 0;
+}

@@ -1,0 +1,120 @@
+/* raft_glue/rg_fsm: the raft_fsm callbacks that drive fsm/. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "rg_fsm.h"
+
+#if !defined(RAFT_VERSION_NUMBER) || RAFT_VERSION_NUMBER < 2201
+#error "raft >= 0.22.1 is required (0.15 has safety bugs, see docs/raft.md)"
+#endif
+
+#define RG_FSM_OF(raft_fsm) ((struct rg_fsm *)(raft_fsm)->data)
+
+/* Runs for every committed command entry, on every node, in log order (also
+ * during replay at start). A non-zero return would make raft stop applying
+ * at this entry for good, so business errors and even undecodable bytes
+ * return 0: fsm/ reports them as results and leaves the state unchanged,
+ * which every node does identically.
+ *
+ * `*result` reaches the leader's apply callback only after later entries may
+ * have been applied too (raft-notes N3), so we pass nothing through it: the
+ * proposer learns its outcome from the sink during this call. */
+static int rg_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
+                         void **result)
+{
+	struct rg_fsm *f = RG_FSM_OF(rf);
+	int rv;
+
+	*result = NULL;
+	rv = fsm_apply_entry(f->fsm, buf->base, buf->len, f->sink);
+	f->n_applied++;
+	if (rv < 0) {
+		f->n_malformed++;
+		fprintf(stderr,
+		        "raft_glue: malformed entry (%zu bytes) applied as a "
+		        "no-op\n",
+		        buf->len);
+	}
+	return 0;
+}
+
+/* raft calls this with everything applied; the write happens on the thread
+ * pool while applies go on, so the buffer must be an independent copy, which
+ * fsm_snapshot() gives us. With version 2 raft frees nothing: finalize does. */
+static int rg_fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
+                            unsigned *n_bufs)
+{
+	struct rg_fsm *f = RG_FSM_OF(rf);
+	struct raft_buffer *b;
+	void *data = NULL;
+	size_t len = 0;
+	int rv;
+
+	b = malloc(sizeof *b);
+	if (b == NULL)
+		return RAFT_NOMEM;
+	rv = fsm_snapshot(f->fsm, &data, &len);
+	if (rv != 0) {
+		free(b);
+		return RAFT_NOMEM;
+	}
+	b->base = data;
+	b->len = len;
+	*bufs = b;
+	*n_bufs = 1;
+	f->n_snapshots++;
+	return 0;
+}
+
+static int rg_fsm__snapshot_finalize(struct raft_fsm *rf,
+                                     struct raft_buffer *bufs[],
+                                     unsigned *n_bufs)
+{
+	unsigned i;
+
+	(void)rf;
+	if (*bufs == NULL)
+		return 0;
+	for (i = 0; i < *n_bufs; i++)
+		free((*bufs)[i].base);
+	free(*bufs);
+	*bufs = NULL;
+	*n_bufs = 0;
+	return 0;
+}
+
+/* Inside raft_start(), and on a follower after an installed snapshot was
+ * persisted. On the install path raft has already reset its log, so a
+ * failure here would leave the node silently diverged (raft-notes B6): we
+ * stop the process instead. */
+static int rg_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+	struct rg_fsm *f = RG_FSM_OF(rf);
+	int rv;
+
+	rv = fsm_restore(f->fsm, buf->base, buf->len);
+	if (rv != 0) {
+		fprintf(stderr,
+		        "raft_glue: snapshot restore failed (%s, %zu bytes); "
+		        "aborting\n",
+		        fsm_status_str(rv), buf->len);
+		abort();
+	}
+	raft_free(buf->base);
+	f->n_restores++;
+	return 0;
+}
+
+void rg_fsm_init(struct rg_fsm *f, struct fsm *fsm, const struct fsm_sink *sink)
+{
+	*f = (struct rg_fsm){0};
+	f->fsm = fsm;
+	f->sink = sink;
+	f->raft.version = 2;
+	f->raft.data = f;
+	f->raft.apply = rg_fsm__apply;
+	f->raft.snapshot = rg_fsm__snapshot;
+	f->raft.restore = rg_fsm__restore;
+	f->raft.snapshot_finalize = rg_fsm__snapshot_finalize;
+	f->raft.snapshot_async = NULL;
+}
