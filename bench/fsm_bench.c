@@ -24,9 +24,10 @@ struct entries {
 	size_t n;
 };
 
-/* Counts results and remembers the last declare's queue id. */
+/* Counts results and deliveries, remembers the declare's queue id. */
 struct tally {
 	uint64_t results;
+	uint64_t deliveries;
 	uint64_t errors;
 	int first_error;
 	uint32_t queue_id;
@@ -46,6 +47,15 @@ static void on_result(void *data, const struct fsm_result *r)
 	}
 	if (r->type == FSM_CMD_QUEUE_DECLARE) {
 		t->queue_id = r->u.declare.queue_id;
+	}
+}
+
+static void on_effect(void *data, const struct fsm_delivery *d)
+{
+	struct tally *t = data;
+
+	if (d->type == FSM_EFFECT_DELIVER) {
+		t->deliveries++;
 	}
 }
 
@@ -178,7 +188,8 @@ static void usage(void)
 	                "  -n COUNT  messages to publish then ack "
 	                "(default 1000000)\n"
 	                "  -s SIZE   payload bytes (default 100)\n"
-	                "  -b BATCH  commands per entry (default 1000)\n");
+	                "  -b BATCH  commands per entry (default 1000)\n"
+	                "  -I        publish without message ids (no dedup)\n");
 }
 
 int main(int argc, char **argv)
@@ -186,11 +197,15 @@ int main(int argc, char **argv)
 	uint64_t n = 1000000;
 	uint32_t size = 100;
 	uint32_t batch = 1000;
+	int with_ids = 1;
 	struct fsm_config config;
-	struct tally tally = {0, 0, 0, 0};
-	struct fsm_sink sink = {&tally, on_result, NULL};
+	struct tally tally = {0, 0, 0, 0, 0};
+	struct fsm_sink sink = {&tally, on_result, on_effect};
 	struct entries pub;
+	struct entries get;
 	struct entries ack;
+	uint64_t gets = 0;
+	double t_get;
 	struct fsm_batch b;
 	struct fsm_cmd c;
 	struct fsm_queue_stats st;
@@ -201,6 +216,7 @@ int main(int argc, char **argv)
 	uint64_t mem0;
 	uint64_t mem1;
 	uint64_t applied;
+	uint64_t gets_applied = 0;
 	uint64_t i;
 	double t_enc;
 	double t_dec;
@@ -213,7 +229,7 @@ int main(int argc, char **argv)
 	int opt;
 	int rv;
 
-	while ((opt = getopt(argc, argv, "n:s:b:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:b:Ih")) != -1) {
 		switch (opt) {
 		case 'n':
 			n = strtoull(optarg, NULL, 10);
@@ -223,6 +239,9 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			batch = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'I':
+			with_ids = 0;
 			break;
 		default:
 			usage();
@@ -275,10 +294,12 @@ int main(int argc, char **argv)
 
 	/* Encode every batch up front: only the apply is timed below. */
 	entries_init(&pub, n, batch);
+	entries_init(&get, n, batch);
 	entries_init(&ack, n, batch);
 	t_enc = now_sec();
 	for (i = 0; i < n; i++) {
-		int id_len = snprintf(id, sizeof(id), "p-%" PRIu64, i);
+		int id_len =
+		    with_ids ? snprintf(id, sizeof(id), "p-%" PRIu64, i) : 0;
 
 		memset(&c, 0, sizeof(c));
 		c.type = FSM_CMD_PUBLISH;
@@ -299,12 +320,31 @@ int main(int argc, char **argv)
 		flush(&b, &pub, batch, 0);
 	}
 	flush(&b, &pub, batch, 1);
+	/* Only delivered messages can be acked: pull them all with gets of
+	 * config.max_get messages each (timed apart from publish and ack). */
+	for (i = 0; i < n; i += config.max_get) {
+		memset(&c, 0, sizeof(c));
+		c.type = FSM_CMD_GET;
+		c.time = 1000;
+		c.session = 1;
+		c.req_id = 2 + n + i;
+		c.u.get.queue = QUEUE_NAME;
+		c.u.get.queue_len = sizeof(QUEUE_NAME) - 1;
+		c.u.get.max = config.max_get;
+		c.u.get.timeout = 3600 * 1000;
+		if ((rv = fsm_batch_add(&b, &c)) != 0) {
+			die("fsm_batch_add", rv);
+		}
+		gets++;
+		flush(&b, &get, batch, 0);
+	}
+	flush(&b, &get, batch, 1);
 	for (i = 0; i < n; i++) {
 		memset(&c, 0, sizeof(c));
 		c.type = FSM_CMD_ACK;
 		c.time = 1000;
 		c.session = 1;
-		c.req_id = 2 + n + i;
+		c.req_id = 2 + 2 * n + i;
 		c.u.settle.queue_id = tally.queue_id;
 		c.u.settle.seq = 1 + i; /* a fresh queue numbers from 1 */
 		if ((rv = fsm_batch_add(&b, &c)) != 0) {
@@ -317,6 +357,7 @@ int main(int argc, char **argv)
 	fsm_batch_close(&b);
 	t_dec = decode_all(&pub);
 	t_dec += decode_all(&ack);
+	t_dec += decode_all(&get);
 
 	mem0 = fsm_memory(f);
 	applied = 0;
@@ -328,6 +369,13 @@ int main(int argc, char **argv)
 	    FSM_OK) {
 		printf("queue: ready %" PRIu64 ", last_seq %" PRIu64 "\n",
 		       st.ready, st.last_seq);
+	}
+	t_get = apply_all(f, &get, &sink, &gets_applied);
+	if (tally.deliveries != n) {
+		fprintf(stderr,
+		        "fsm-bench: gets delivered %" PRIu64 " of %" PRIu64
+		        "\n",
+		        tally.deliveries, n);
 	}
 	t_ack = apply_all(f, &ack, &sink, &applied);
 	if (fsm_queue_stats(f, QUEUE_NAME, sizeof(QUEUE_NAME) - 1, &st) ==
@@ -341,16 +389,20 @@ int main(int argc, char **argv)
 	per_msg = (double)(mem1 - mem0) / (double)n;
 	overhead = per_msg - (double)size - (double)id_bytes / (double)n;
 	printf("messages %" PRIu64 ", payload %u B, batch %u, entries %zu\n", n,
-	       size, batch, pub.n + ack.n);
+	       size, batch, pub.n + get.n + ack.n);
 	printf("results %" PRIu64 ", errors %" PRIu64 "%s%s\n", tally.results,
 	       tally.errors, tally.errors ? ", first: " : "",
 	       tally.errors ? fsm_status_str(tally.first_error) : "");
 	printf("codec (not in apply figures): encode %.0f cmds/s, decode "
 	       "%.0f cmds/s\n",
-	       2.0 * (double)n / t_enc, 2.0 * (double)n / t_dec);
+	       (2.0 * (double)n + (double)gets) / t_enc,
+	       (2.0 * (double)n + (double)gets) / t_dec);
 	printf("publish  %12.0f cmds/s  (target >= %.0f: %s)\n",
 	       (double)n / t_pub, TARGET_CMDS_PER_SEC,
 	       verdict((double)n / t_pub >= TARGET_CMDS_PER_SEC));
+	printf("get      %12.0f msgs/s delivered by %" PRIu64
+	       " gets (not in overall)\n",
+	       (double)tally.deliveries / t_get, gets);
 	printf("ack      %12.0f cmds/s  (target >= %.0f: %s)\n",
 	       (double)n / t_ack, TARGET_CMDS_PER_SEC,
 	       verdict((double)n / t_ack >= TARGET_CMDS_PER_SEC));
@@ -368,8 +420,9 @@ int main(int argc, char **argv)
 	       (double)rss_bytes() / 1048576.0);
 
 	entries_free(&pub);
+	entries_free(&get);
 	entries_free(&ack);
 	free(payload);
 	fsm_free(f);
-	return tally.errors != 0 || applied != 2 * n;
+	return tally.errors != 0 || applied != 2 * n || tally.deliveries != n;
 }

@@ -643,7 +643,9 @@ static int cmd_consume(int argc, char **argv)
 			break;
 		}
 		if (!no_ack) {
-			rc = raftmq_ack(c, d->queue_id, d->seq);
+			/* Pipelined: the next delivery need not wait for
+			 * this ack's commit. */
+			rc = raftmq_ack_async(c, d->queue_id, d->seq);
 			if (rc) {
 				fail_rc(c, "ack", rc);
 				raftmq_delivery_free(d);
@@ -652,6 +654,11 @@ static int cmd_consume(int argc, char **argv)
 		}
 		raftmq_delivery_free(d);
 		got++;
+	}
+	if (rc == 0 && !no_ack) {
+		rc = raftmq_wait_acks(c, -1);
+		if (rc)
+			fail_rc(c, "ack", rc);
 	}
 	fprintf(stderr, "raftmq: consumed %" PRIu64 " message%s from %s\n", got,
 	        got == 1 ? "" : "s", a.pos[0]);
@@ -908,8 +915,7 @@ static int cmd_cluster(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < nv; i++)
 		if (!v[i].ok)
-			fprintf(stderr, "raftmq: %s: %s\n", v[i].server,
-			        v[i].err);
+			fprintf(stderr, "raftmq: %s\n", v[i].err);
 	free(v);
 	return reachable ? 0 : 1;
 }

@@ -8,6 +8,7 @@
  *   KIND_CALL  the one blocking call in progress
  *   KIND_REG   re-registration of a consumer after a reconnect; the low bits
  *              are the consumer's local handle
+ *   KIND_ACK   fire-and-forget ack (raftmq_ack_async)
  *
  * Publishes keep their encoded frame until confirmed. When the connection
  * drops, or a retryable error comes back, the very same frame (same message
@@ -37,6 +38,7 @@
 #define KIND_PUB   1ull
 #define KIND_CALL  2ull
 #define KIND_REG   3ull
+#define KIND_ACK   4ull
 #define SLOT_BITS  16
 #define MAX_WINDOW 32768u
 #define MAX_HDRS   1024
@@ -117,6 +119,9 @@ struct raftmq {
 	call_handler call_fn;
 	void *call_ctx;
 	int call_attempts;
+
+	unsigned acks_out; /* async acks not answered yet */
+	int ack_error;     /* first async ack failure, reset by wait_acks */
 
 	struct consumer *consumers;
 	uint64_t next_handle;
@@ -335,6 +340,9 @@ static void conn_lost(struct raftmq *c, const char *why)
 			c->pubs[i].state = P_QUEUED;
 	for (struct consumer *k = c->consumers; k; k = k->next)
 		k->server_id = 0;
+	/* Unanswered async acks are lost with the session; the server makes
+	 * those messages ready again, so they are redelivered, not lost. */
+	c->acks_out = 0;
 	/* The next attempt starts with the next server. */
 	c->cur = (c->cur + 1) % c->n_servers;
 }
@@ -932,6 +940,13 @@ static int dispatch(struct raftmq *c, const struct wire_msg *m)
 	case WIRE_OP_CANCELLED: {
 		struct consumer *k = consumer_by_server_id(c, m->consumer);
 
+		/* A retryable reason (the proxy lost its leader, a failover)
+		 * means "register again"; anything else is final. */
+		if (k && wire_retryable((int)m->reason)) {
+			k->server_id = 0;
+			c->reg_retry = 1;
+			return 0;
+		}
 		set_err(c, RAFTMQ_ECANCELLED,
 		        "consumer %llu cancelled by the server: %.*s",
 		        (unsigned long long)m->consumer, (int)m->message.len,
@@ -977,6 +992,19 @@ static int dispatch(struct raftmq *c, const struct wire_msg *m)
 			c->call_status = (int)m->code;
 			set_err(c, (int)m->code, "%.*s", (int)m->message.len,
 			        m->message.ptr);
+		}
+		return 0;
+	}
+	if (kind == KIND_ACK) {
+		if (c->acks_out)
+			c->acks_out--;
+		/* ENOMSG: the message was settled already (redelivered and
+		 * acked twice, or expired); nothing to report. */
+		if (m->op == WIRE_OP_ERROR && m->code != WIRE_ENOMSG &&
+		    c->ack_error == 0) {
+			c->ack_error = (int)m->code;
+			set_err(c, (int)m->code, "ack: %.*s",
+			        (int)m->message.len, m->message.ptr);
 		}
 		return 0;
 	}
@@ -1906,6 +1934,51 @@ int raftmq_extend(struct raftmq *c, uint32_t queue_id, uint64_t seq,
                   uint64_t timeout_ms)
 {
 	return settle(c, WIRE_OP_EXTEND, queue_id, seq, 0, timeout_ms);
+}
+
+int raftmq_ack_async(struct raftmq *c, uint32_t queue_id, uint64_t seq)
+{
+	int64_t deadline = now_ms() + c->o.timeout_ms;
+	struct wire_msg m;
+
+	while (!c->connected || c->acks_out >= c->window) {
+		if (now_ms() >= deadline)
+			return set_err(c, RAFTMQ_ETIMEOUT, "ack window full");
+		if (!c->connected) {
+			int rc = conn_open(c, deadline);
+
+			if (rc)
+				return rc;
+			continue;
+		}
+		io_wait(c, deadline);
+	}
+	wire_msg_init(&m, WIRE_OP_ACK, KIND_ACK << KIND_SHIFT | ++c->seq);
+	m.queue_id = queue_id;
+	m.seq = seq;
+	if (wire_encode(&c->tx, &m))
+		return set_err(c, RAFTMQ_ENOMEM, "out of memory");
+	c->acks_out++;
+	flush_some(c);
+	return 0;
+}
+
+int raftmq_wait_acks(struct raftmq *c, int timeout_ms)
+{
+	int64_t deadline =
+	    now_ms() + (timeout_ms < 0 ? c->o.timeout_ms : timeout_ms);
+	int rc;
+
+	while (c->connected && c->acks_out) {
+		if (now_ms() >= deadline)
+			return set_err(c, RAFTMQ_ETIMEOUT,
+			               "%u acks not answered in time",
+			               c->acks_out);
+		io_wait(c, deadline);
+	}
+	rc = c->ack_error;
+	c->ack_error = 0;
+	return rc;
 }
 
 static void get_done(struct raftmq *c, void *ctx, const struct wire_msg *m)

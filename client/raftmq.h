@@ -304,6 +304,17 @@ int raftmq_poll(struct raftmq *c, int timeout_ms);
 
 int raftmq_ack(struct raftmq *c, uint32_t queue_id, uint64_t seq);
 int raftmq_nack(struct raftmq *c, uint32_t queue_id, uint64_t seq, int mode);
+
+/* Sends an ack without waiting for its answer (at most `window` in flight;
+ * blocks while that many are outstanding). An ack lost with a dropped
+ * connection only means the message is delivered again. Returns 0 when
+ * sent. */
+int raftmq_ack_async(struct raftmq *c, uint32_t queue_id, uint64_t seq);
+
+/* Waits until every async ack is answered (or the connection dropped).
+ * Returns 0, the first failure other than RAFTMQ_ENOMSG since the last call,
+ * or RAFTMQ_ETIMEOUT. */
+int raftmq_wait_acks(struct raftmq *c, int timeout_ms);
 /* Pushes the redelivery deadline to now + timeout_ms. */
 int raftmq_extend(struct raftmq *c, uint32_t queue_id, uint64_t seq,
                   uint64_t timeout_ms);

@@ -338,6 +338,29 @@ int fsm_snapshot(const struct fsm *f, void **buf, size_t *len);
  * FSM_ENOMEM) `f` is unchanged. */
 int fsm_restore(struct fsm *f, const void *buf, size_t len);
 
+/* Details of the semantics (the fsm/ sources implement them):
+ *   - A command's time is applied, and the timers it makes due fire, even
+ *     when the command itself then fails; otherwise a failing command
+ *     changes nothing.
+ *   - delivery_count counts deliveries. A message that would become READY
+ *     again (deadline, nack requeue, cancel, session end, leader elected)
+ *     with delivery_count >= max_deliveries is dead-lettered instead.
+ *   - NACK and EXTEND need the message in flight; ACK takes any message
+ *     delivered at least once that still exists; else FSM_ENOMSG.
+ *   - Counters of the origin queue: `expired` counts every TTL expiry
+ *     (moved to the DLQ or not); `dead_lettered` counts nack and
+ *     max-deliveries departures, including those dropped because the DLQ
+ *     is missing or refuses the copy; `dropped` counts drop-head.
+ *   - PURGE removes READY and delayed messages, not those in flight.
+ *   - CANCELLED effects are emitted when the FSM ends a consumer (queue
+ *     deleted: reason FSM_ENOQUEUE; session down, leader elected: 0), not
+ *     for an explicit CANCEL, whose result says it all.
+ *   - A topic publish whose id is a duplicate in some target queues puts
+ *     copies only in the others; `duplicate` is 1 if any was a duplicate,
+ *     `seq` is the first queue's (in name order), new or original.
+ *   - Ids longer than 65535 bytes are FSM_EINVAL; max_payload must stay
+ *     below 64 MiB (fsm_new() refuses larger). */
+
 /* Read-only views, answered from local state. */
 struct fsm_queue_stats {
 	uint32_t queue_id;

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "fsm/fsm.h"
 
@@ -22,7 +23,7 @@ void fsm_mem_free(struct fsm *f, void *p, size_t size);
  * shifted back after a removal. */
 struct fsm_htab {
 	void **slots;
-	uint32_t cap; /* 0 or a power of two */
+	uint32_t cap; /* 0 or at least 8 */
 	uint32_t count;
 	uint64_t (*hash)(const void *elem);
 };
@@ -57,23 +58,67 @@ enum fsm_msg_state { FSM_MS_READY = 0, FSM_MS_DELAYED = 1, FSM_MS_FLIGHT = 2 };
 
 struct fsm_aux;
 
+#define FSM_MAX_PAYLOAD_BITS 26
+
+/* 32 bytes of header. The id and the properties are optional parts of
+ * data[], each announced by a flag and prefixed by its length: [u16 id
+ * length, id] [u32 properties length, properties] payload. */
 struct fsm_msg {
 	uint64_t seq;
 	uint64_t timestamp;
 	struct fsm_aux *aux; /* timers and owner; NULL when READY, no TTL */
 	uint32_t delivery_count;
-	uint32_t payload_len;
-	uint32_t props_len;
-	uint16_t id_len;
-	uint8_t state;
-	uint8_t pad;
-	char data[]; /* id, props, payload */
+	uint32_t payload_len : FSM_MAX_PAYLOAD_BITS;
+	uint32_t state : 2;
+	uint32_t has_id : 1;
+	uint32_t has_props : 1;
+	char data[];
 };
+
+_Static_assert(sizeof(struct fsm_msg) == 32, "message header size");
+
+static inline uint32_t fsm_msg_id_len(const struct fsm_msg *m)
+{
+	uint16_t n = 0;
+
+	if (m->has_id)
+		memcpy(&n, m->data, 2);
+	return n;
+}
+
+static inline const char *fsm_msg_id(const struct fsm_msg *m)
+{
+	return m->has_id ? m->data + 2 : m->data;
+}
+
+static inline size_t fsm_msg_id_part(const struct fsm_msg *m)
+{
+	return m->has_id ? 2 + (size_t)fsm_msg_id_len(m) : 0;
+}
+
+static inline uint32_t fsm_msg_props_len(const struct fsm_msg *m)
+{
+	uint32_t n = 0;
+
+	if (m->has_props)
+		memcpy(&n, m->data + fsm_msg_id_part(m), 4);
+	return n;
+}
+
+static inline const char *fsm_msg_props(const struct fsm_msg *m)
+{
+	return m->data + fsm_msg_id_part(m) + (m->has_props ? 4 : 0);
+}
+
+static inline const char *fsm_msg_payload(const struct fsm_msg *m)
+{
+	return fsm_msg_props(m) + fsm_msg_props_len(m);
+}
 
 /* Who holds in-flight messages: a consumer, or a session's gets. */
 struct fsm_owner {
 	uint64_t session;
-	uint64_t consumer; /* 0 = the session's gets */
+	uint64_t consumer;      /* 0 = the session's gets */
 	struct fsm_vec flights; /* struct fsm_aux * */
 };
 
@@ -92,15 +137,16 @@ struct fsm_dedup {
 	struct fsm_dedup *next; /* FIFO, oldest first */
 	uint64_t time;
 	uint64_t seq;
-	uint64_t hash;
-	uint32_t id_len;
+	uint16_t id_len;
+	uint16_t pad;
+	uint32_t hash; /* high half of fsm_hash_bytes(id) */
 	char id[];
 };
 
 struct fsm_queue {
 	uint32_t id;
 	uint32_t name_len;
-	char *name; /* NUL-terminated, owned */
+	char *name;                 /* NUL-terminated, owned */
 	struct fsm_queue_opts opts; /* resolved; dlq NUL-terminated, owned */
 	uint32_t dlq_len;
 	uint8_t had_consumer;
@@ -121,6 +167,7 @@ struct fsm_queue {
 	/* Consumers in id order, and the round-robin cursor. */
 	struct fsm_vec consumers;
 	uint32_t rr;
+	uint32_t n_credit; /* consumers with free credit */
 };
 
 struct fsm_binding {
@@ -149,8 +196,12 @@ struct fsm_session {
 	struct fsm_owner gets;
 };
 
+/* The tie-breakers (queue id, seq) live in the entry, so comparisons never
+ * leave the heap array. */
 struct fsm_heap_ent {
 	uint64_t time;
+	uint64_t seq;
+	uint32_t queue_id;
 	struct fsm_aux *a;
 };
 
@@ -188,15 +239,18 @@ int fsm_timer_reserve(struct fsm *f, uint32_t extra);
 void fsm_timer_update(struct fsm *f, struct fsm_aux *a);
 void fsm_timer_remove(struct fsm *f, struct fsm_aux *a);
 void fsm_timer_fire(struct fsm *f);
+/* Gives back heap memory once mostly empty (between commands only). */
+void fsm_timer_trim(struct fsm *f);
 
 /* ---- queue.c */
+uint64_t fsm_queue_name_hash(const void *e);
+uint64_t fsm_queue_id_hash(const void *e);
 struct fsm_queue *fsm_queue_find(const struct fsm *f, const char *name,
                                  uint32_t len);
 struct fsm_queue *fsm_queue_by_id(const struct fsm *f, uint32_t id);
 struct fsm_msg *fsm_msg_find(const struct fsm_queue *q, uint64_t seq);
-struct fsm_queue *fsm_queue_create(struct fsm *f, uint32_t id,
-                                   const char *name, uint32_t len,
-                                   const struct fsm_queue_opts *o,
+struct fsm_queue *fsm_queue_create(struct fsm *f, uint32_t id, const char *name,
+                                   uint32_t len, const struct fsm_queue_opts *o,
                                    uint32_t dlq_len);
 void fsm_queue_destroy(struct fsm *f, struct fsm_queue *q, int emit);
 void fsm_queue_resolve_opts(const struct fsm *f, struct fsm_queue_opts *o);
@@ -227,8 +281,7 @@ int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q);
  * with its side record if it will need one; not yet in any queue. */
 struct fsm_msg *fsm_msg_build(struct fsm *f, const struct fsm_queue *q,
                               const struct fsm_msg_in *in,
-                              const struct fsm_header *extra,
-                              uint32_t n_extra);
+                              const struct fsm_header *extra, uint32_t n_extra);
 void fsm_msg_discard(struct fsm *f, struct fsm_msg *m);
 /* Puts a built message into q after fsm_queue_reserve (cannot fail):
  * applies drop-head, assigns the seq, starts timers. */
@@ -237,27 +290,34 @@ void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m);
 void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q,
                           struct fsm_msg *m);
 size_t fsm_msg_size(const struct fsm_msg *m);
-int fsm_cmd_queue(struct fsm *f, const struct fsm_cmd *c,
-                  struct fsm_result *r);
+/* Allocates a message holding id and payload, with room for `props_len`
+ * bytes of properties at *props (caller fills them). NULL when out of
+ * memory. */
+struct fsm_msg *fsm_msg_alloc(struct fsm *f, const char *id, uint32_t id_len,
+                              uint32_t props_len, const char *payload,
+                              uint32_t payload_len, char **props);
+int fsm_cmd_queue(struct fsm *f, const struct fsm_cmd *c, struct fsm_result *r);
 int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
                     struct fsm_result *r);
-void fsm_dedup_add_raw(struct fsm *f, struct fsm_queue *q,
-                       struct fsm_dedup *d);
+void fsm_dedup_add_raw(struct fsm *f, struct fsm_queue *q, struct fsm_dedup *d);
+uint64_t fsm_dedup_key(const char *id, uint32_t len);
+int fsm_dedup_has(const struct fsm_queue *q, const char *id, uint32_t len);
 int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q);
-void fsm_queue_stats_fill(const struct fsm_queue *q,
-                          struct fsm_queue_stats *s);
+void fsm_queue_stats_fill(const struct fsm_queue *q, struct fsm_queue_stats *s);
 /* Sorted arrays of all queues / topics (caller frees with free()). */
 struct fsm_queue **fsm_queues_sorted(const struct fsm *f, uint32_t *n);
 
 /* ---- topic.c */
+uint64_t fsm_topic_hash(const void *e);
 struct fsm_topic *fsm_topic_find(const struct fsm *f, const char *name,
                                  uint32_t len);
-int fsm_cmd_topic(struct fsm *f, const struct fsm_cmd *c,
-                  struct fsm_result *r);
+int fsm_cmd_topic(struct fsm *f, const struct fsm_cmd *c, struct fsm_result *r);
 void fsm_topic_unbind_queue(struct fsm *f, uint32_t queue_id);
 int fsm_topic_match(const char *pat, uint32_t plen, const char *key,
                     uint32_t klen);
 void fsm_topic_destroy(struct fsm *f, struct fsm_topic *t);
+int fsm_topic_bind(struct fsm *f, struct fsm_topic *t, uint32_t queue_id,
+                   const char *key, uint32_t key_len);
 struct fsm_topic **fsm_topics_sorted(const struct fsm *f, uint32_t *n);
 /* Fills `out` (capacity: number of queues) with the distinct queues a
  * publish to `t` with `key` reaches, in name order; returns the count. */
@@ -266,6 +326,9 @@ uint32_t fsm_topic_route(const struct fsm *f, const struct fsm_topic *t,
                          struct fsm_queue **out);
 
 /* ---- consumer.c */
+uint64_t fsm_consumer_hash(const void *e);
+uint64_t fsm_session_hash(const void *e);
+struct fsm_consumer *fsm_consumer_find(const struct fsm *f, uint64_t id);
 struct fsm_session *fsm_session_get(struct fsm *f, uint64_t id, int create);
 void fsm_session_maybe_free(struct fsm *f, struct fsm_session *s);
 void fsm_assign(struct fsm *f, struct fsm_queue *q);

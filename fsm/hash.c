@@ -72,12 +72,24 @@ void fsm_htab_free(struct fsm *f, struct fsm_htab *t)
 	t->count = 0;
 }
 
+/* Capacities grow by half, not double, to keep big tables dense; the home
+ * slot is the high half of the hash scaled to the capacity. */
+static uint32_t home(uint64_t h, uint32_t cap)
+{
+	return (uint32_t)(((h >> 32) * cap) >> 32);
+}
+
+static uint32_t next(uint32_t i, uint32_t cap)
+{
+	return i + 1 == cap ? 0 : i + 1;
+}
+
 static void htab_put(void **slots, uint32_t cap, void *e, uint64_t h)
 {
-	uint32_t i = (uint32_t)h & (cap - 1);
+	uint32_t i = home(h, cap);
 
 	while (slots[i] != NULL)
-		i = (i + 1) & (cap - 1);
+		i = next(i, cap);
 	slots[i] = e;
 }
 
@@ -90,8 +102,7 @@ static int htab_resize(struct fsm *f, struct fsm_htab *t, uint32_t cap)
 		return FSM_ENOMEM;
 	for (i = 0; i < t->cap; i++)
 		if (t->slots[i] != NULL)
-			htab_put(slots, cap, t->slots[i],
-			         t->hash(t->slots[i]));
+			htab_put(slots, cap, t->slots[i], t->hash(t->slots[i]));
 	fsm_mem_free(f, t->slots, (size_t)t->cap * sizeof(void *));
 	t->slots = slots;
 	t->cap = cap;
@@ -105,7 +116,7 @@ int fsm_htab_reserve(struct fsm *f, struct fsm_htab *t, uint32_t extra)
 	uint64_t cap = t->cap ? t->cap : 8;
 
 	while (need * 4 > cap * 3)
-		cap *= 2;
+		cap += cap / 2;
 	if (cap > (1ull << 31))
 		return FSM_ENOMEM;
 	if (cap == t->cap)
@@ -127,11 +138,11 @@ void *fsm_htab_find(const struct fsm_htab *t, uint64_t h,
 
 	if (t->cap == 0)
 		return NULL;
-	i = (uint32_t)h & (t->cap - 1);
+	i = home(h, t->cap);
 	while (t->slots[i] != NULL) {
 		if (match(t->slots[i], key))
 			return t->slots[i];
-		i = (i + 1) & (t->cap - 1);
+		i = next(i, t->cap);
 	}
 	return NULL;
 }
@@ -139,29 +150,29 @@ void *fsm_htab_find(const struct fsm_htab *t, uint64_t h,
 /* Linear probing deletion by shifting later members of the cluster back. */
 void fsm_htab_remove(struct fsm *f, struct fsm_htab *t, void *elem)
 {
-	uint32_t mask = t->cap - 1, i, j;
+	uint32_t cap = t->cap, i, j;
 
-	if (t->cap == 0)
+	if (cap == 0)
 		return;
-	i = (uint32_t)t->hash(elem) & mask;
+	i = home(t->hash(elem), cap);
 	while (t->slots[i] != elem) {
 		if (t->slots[i] == NULL)
 			return;
-		i = (i + 1) & mask;
+		i = next(i, cap);
 	}
 	t->slots[i] = NULL;
 	t->count--;
 	j = i;
 	for (;;) {
-		uint32_t home;
+		uint32_t hj;
 
-		j = (j + 1) & mask;
+		j = next(j, cap);
 		if (t->slots[j] == NULL)
 			break;
-		home = (uint32_t)t->hash(t->slots[j]) & mask;
+		hj = home(t->hash(t->slots[j]), cap);
 		/* Move slots[j] to the hole i unless its home lies
 		 * cyclically in (i, j]. */
-		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
+		if (i <= j ? (hj > i && hj <= j) : (hj > i || hj <= j))
 			continue;
 		t->slots[i] = t->slots[j];
 		t->slots[j] = NULL;

@@ -29,12 +29,38 @@ static int m_match_seq(const void *e, const void *k)
 	return ((const struct fsm_msg *)e)->seq == *(const uint64_t *)k;
 }
 
+struct ddkey {
+	const char *s;
+	uint32_t n;
+	uint32_t hash;
+};
+
 static int dd_match(const void *e, const void *k)
 {
 	const struct fsm_dedup *d = e;
-	const struct nkey *key = k;
+	const struct ddkey *key = k;
 
-	return d->id_len == key->n && memcmp(d->id, key->s, key->n) == 0;
+	return d->hash == key->hash && d->id_len == key->n &&
+	       memcmp(d->id, key->s, key->n) == 0;
+}
+
+/* Dedup entries keep the high half of the id's hash (the half the table
+ * places by), so that growing and removals never rehash the ids. */
+uint64_t fsm_dedup_key(const char *id, uint32_t len)
+{
+	return fsm_hash_bytes(id, len) & 0xffffffff00000000ull;
+}
+
+uint64_t fsm_queue_name_hash(const void *e)
+{
+	const struct fsm_queue *q = e;
+
+	return fsm_hash_bytes(q->name, q->name_len);
+}
+
+uint64_t fsm_queue_id_hash(const void *e)
+{
+	return fsm_hash_u64(((const struct fsm_queue *)e)->id);
 }
 
 static uint64_t m_hash(const void *e)
@@ -44,7 +70,7 @@ static uint64_t m_hash(const void *e)
 
 static uint64_t dd_hash(const void *e)
 {
-	return ((const struct fsm_dedup *)e)->hash;
+	return (uint64_t)((const struct fsm_dedup *)e)->hash << 32;
 }
 
 struct fsm_queue *fsm_queue_find(const struct fsm *f, const char *name,
@@ -80,9 +106,8 @@ void fsm_queue_resolve_opts(const struct fsm *f, struct fsm_queue_opts *o)
 	o->auto_delete = o->auto_delete != 0;
 }
 
-struct fsm_queue *fsm_queue_create(struct fsm *f, uint32_t id,
-                                   const char *name, uint32_t len,
-                                   const struct fsm_queue_opts *o,
+struct fsm_queue *fsm_queue_create(struct fsm *f, uint32_t id, const char *name,
+                                   uint32_t len, const struct fsm_queue_opts *o,
                                    uint32_t dlq_len)
 {
 	struct fsm_queue *q;
@@ -134,8 +159,7 @@ size_t fsm_props_size(const struct fsm_msg_in *m,
 	if (m->type_len == 0 && m->correlation_id_len == 0 &&
 	    m->reply_to_len == 0 && m->n_headers == 0 && n_extra == 0)
 		return 0;
-	n = 16 + (size_t)m->type_len + m->correlation_id_len +
-	    m->reply_to_len;
+	n = 16 + (size_t)m->type_len + m->correlation_id_len + m->reply_to_len;
 	for (i = 0; i < m->n_headers; i++)
 		n += 8 + (size_t)m->headers[i].key_len + m->headers[i].val_len;
 	for (i = 0; i < n_extra; i++)
@@ -171,8 +195,7 @@ void fsm_props_write(char *p, const struct fsm_msg_in *m,
 	}
 }
 
-static int get_lv(const char **p, const char *end, const char **s,
-                  uint32_t *n)
+static int get_lv(const char **p, const char *end, const char **s, uint32_t *n)
 {
 	if (end - *p < 4)
 		return -1;
@@ -209,13 +232,51 @@ int fsm_props_valid(const char *p, size_t n, uint32_t *n_headers)
 
 size_t fsm_msg_size(const struct fsm_msg *m)
 {
-	return sizeof(*m) + m->id_len + (size_t)m->props_len + m->payload_len;
+	uint32_t pl = fsm_msg_props_len(m);
+
+	return sizeof(*m) + fsm_msg_id_part(m) + (m->has_props ? 4 + pl : 0) +
+	       m->payload_len;
 }
 
-int fsm_msg_view(struct fsm *f, const struct fsm_msg *m,
-                 struct fsm_msg_view *v)
+struct fsm_msg *fsm_msg_alloc(struct fsm *f, const char *id, uint32_t id_len,
+                              uint32_t props_len, const char *payload,
+                              uint32_t payload_len, char **props)
 {
-	const char *p = m->data + m->id_len, *end = p + m->props_len;
+	size_t size = sizeof(struct fsm_msg) + (id_len ? 2 + id_len : 0) +
+	              (props_len ? 4 + (size_t)props_len : 0) + payload_len;
+	struct fsm_msg *m;
+	char *p;
+
+	if (id_len > UINT16_MAX || payload_len >> FSM_MAX_PAYLOAD_BITS)
+		return NULL;
+	m = fsm_mem_alloc(f, size);
+	if (m == NULL)
+		return NULL;
+	memset(m, 0, sizeof(*m));
+	m->payload_len = payload_len;
+	m->has_id = id_len > 0;
+	m->has_props = props_len > 0;
+	p = m->data;
+	if (id_len) {
+		uint16_t n = (uint16_t)id_len;
+
+		memcpy(p, &n, 2);
+		memcpy(p + 2, id, id_len);
+		p += 2 + id_len;
+	}
+	if (props_len) {
+		memcpy(p, &props_len, 4);
+		p += 4;
+	}
+	*props = p;
+	if (payload_len)
+		memcpy(p + props_len, payload, payload_len);
+	return m;
+}
+
+int fsm_msg_view(struct fsm *f, const struct fsm_msg *m, struct fsm_msg_view *v)
+{
+	const char *p = fsm_msg_props(m), *end = p + fsm_msg_props_len(m);
 	struct fsm_msg_in *in = &v->m;
 	uint32_t nh = 0, i;
 
@@ -223,13 +284,13 @@ int fsm_msg_view(struct fsm *f, const struct fsm_msg *m,
 	v->seq = m->seq;
 	v->timestamp = m->timestamp;
 	v->delivery_count = m->delivery_count;
-	in->id = m->data;
-	in->id_len = m->id_len;
+	in->id = fsm_msg_id(m);
+	in->id_len = fsm_msg_id_len(m);
 	in->payload = end;
 	in->payload_len = m->payload_len;
 	in->type = in->correlation_id = in->reply_to = "";
 	in->headers = f->hscratch;
-	if (m->props_len == 0)
+	if (!m->has_props)
 		return 0;
 	get_lv(&p, end, &in->type, &in->type_len);
 	get_lv(&p, end, &in->correlation_id, &in->correlation_id_len);
@@ -438,35 +499,25 @@ int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q)
 
 struct fsm_msg *fsm_msg_build(struct fsm *f, const struct fsm_queue *q,
                               const struct fsm_msg_in *in,
-                              const struct fsm_header *extra,
-                              uint32_t n_extra)
+                              const struct fsm_header *extra, uint32_t n_extra)
 {
 	size_t props = fsm_props_size(in, extra, n_extra);
-	size_t size = sizeof(struct fsm_msg) + in->id_len + props +
-	              in->payload_len;
 	uint64_t ttl = in->ttl ? in->ttl : q->opts.message_ttl;
 	uint64_t delay = in->delay ? in->delay : q->opts.delay;
 	struct fsm_msg *m;
+	char *pp;
 
-	if (props > UINT32_MAX)
+	if (props > UINT32_MAX / 2)
 		return NULL;
-	m = fsm_mem_alloc(f, size);
+	m = fsm_msg_alloc(f, in->id, in->id_len, (uint32_t)props, in->payload,
+	                  in->payload_len, &pp);
 	if (m == NULL)
 		return NULL;
-	memset(m, 0, sizeof(*m));
-	m->id_len = (uint16_t)in->id_len;
-	m->props_len = (uint32_t)props;
-	m->payload_len = in->payload_len;
-	if (in->id_len)
-		memcpy(m->data, in->id, in->id_len);
 	if (props)
-		fsm_props_write(m->data + in->id_len, in, extra, n_extra);
-	if (in->payload_len)
-		memcpy(m->data + in->id_len + props, in->payload,
-		       in->payload_len);
+		fsm_props_write(pp, in, extra, n_extra);
 	if (ttl != 0 || delay != 0) {
 		if (fsm_aux_get(f, (struct fsm_queue *)q, m) != 0) {
-			fsm_mem_free(f, m, size);
+			fsm_mem_free(f, m, fsm_msg_size(m));
 			return NULL;
 		}
 		m->aux->expires = ttl ? f->now + ttl : 0;
@@ -509,8 +560,8 @@ void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 		drop_head(f, q, m->payload_len);
 	m->seq = ++q->last_seq;
 	m->timestamp = f->now;
-	m->state = m->aux != NULL && m->aux->due != 0 ? FSM_MS_DELAYED
-	                                              : FSM_MS_READY;
+	m->state =
+	    m->aux != NULL && m->aux->due != 0 ? FSM_MS_DELAYED : FSM_MS_READY;
 	if (m->aux != NULL)
 		m->aux->q = q;
 	fsm_htab_insert(&q->msgs, m);
@@ -522,8 +573,7 @@ void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 	fsm_mark_dirty(f, q);
 }
 
-void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q,
-                          struct fsm_msg *m)
+void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 {
 	fsm_htab_insert(&q->msgs, m);
 	fsm_q_account(q, m, 1);
@@ -538,18 +588,26 @@ void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q,
  * oldest entries are at the head) plus a hash index by id. */
 
 static struct fsm_dedup *dedup_find(const struct fsm *f,
-                                    const struct fsm_queue *q,
-                                    const char *id, uint32_t len)
+                                    const struct fsm_queue *q, const char *id,
+                                    uint32_t len, uint64_t h)
 {
-	struct nkey k = {id, len};
+	struct ddkey k = {id, len, (uint32_t)(h >> 32)};
 	struct fsm_dedup *d;
 
-	if (len == 0 || f->cfg.max_dedup_entries == 0)
+	if (len == 0 || f->cfg.max_dedup_entries == 0 || q->dedup.count == 0)
 		return NULL;
-	d = fsm_htab_find(&q->dedup, fsm_hash_bytes(id, len), dd_match, &k);
+	d = fsm_htab_find(&q->dedup, h, dd_match, &k);
 	if (d != NULL && d->time + q->opts.dedup_window <= f->now)
 		return NULL;
 	return d;
+}
+
+int fsm_dedup_has(const struct fsm_queue *q, const char *id, uint32_t len)
+{
+	uint64_t h = fsm_dedup_key(id, len);
+	struct ddkey k = {id, len, (uint32_t)(h >> 32)};
+
+	return fsm_htab_find(&q->dedup, h, dd_match, &k) != NULL;
 }
 
 static void dedup_pop(struct fsm *f, struct fsm_queue *q)
@@ -570,8 +628,7 @@ static void dedup_expire(struct fsm *f, struct fsm_queue *q)
 		dedup_pop(f, q);
 }
 
-void fsm_dedup_add_raw(struct fsm *f, struct fsm_queue *q,
-                       struct fsm_dedup *d)
+void fsm_dedup_add_raw(struct fsm *f, struct fsm_queue *q, struct fsm_dedup *d)
 {
 	(void)f;
 	d->next = NULL;
@@ -598,8 +655,8 @@ static int opts_equal(const struct fsm_queue *q, const struct fsm_queue_opts *o,
 	return a->ack_timeout == o->ack_timeout &&
 	       a->max_deliveries == o->max_deliveries &&
 	       a->message_ttl == o->message_ttl && a->delay == o->delay &&
-	       a->max_length == o->max_length &&
-	       a->max_bytes == o->max_bytes && a->overflow == o->overflow &&
+	       a->max_length == o->max_length && a->max_bytes == o->max_bytes &&
+	       a->overflow == o->overflow &&
 	       a->dedup_window == o->dedup_window &&
 	       a->exclusive == o->exclusive &&
 	       a->auto_delete == o->auto_delete && q->dlq_len == dlq_len &&
@@ -640,8 +697,7 @@ static int queue_declare(struct fsm *f, const struct fsm_cmd *c,
 
 /* Collects the messages of q for which keep() is false into a malloc'd
  * array (plain malloc: it lives for one call). */
-static struct fsm_msg **collect(const struct fsm_queue *q, int all,
-                               uint32_t *n)
+static struct fsm_msg **collect(const struct fsm_queue *q, int all, uint32_t *n)
 {
 	struct fsm_msg **v;
 	uint32_t i, k = 0;
@@ -661,8 +717,7 @@ static struct fsm_msg **collect(const struct fsm_queue *q, int all,
 
 void fsm_queue_destroy(struct fsm *f, struct fsm_queue *q, int emit)
 {
-	struct fsm_msg **v;
-	uint32_t n = 0, i;
+	uint32_t i;
 
 	/* Detach the in-flight messages from their owners first, so that
 	 * cancelling the consumers requeues nothing. */
@@ -674,9 +729,8 @@ void fsm_queue_destroy(struct fsm *f, struct fsm_queue *q, int emit)
 	}
 	q->had_consumer = 0; /* no auto-delete from inside the delete */
 	while (q->consumers.n > 0)
-		fsm_consumer_cancel(
-		    f, q->consumers.v[q->consumers.n - 1], emit, FSM_ENOQUEUE);
-	v = collect(q, 1, &n);
+		fsm_consumer_cancel(f, q->consumers.v[q->consumers.n - 1], emit,
+		                    FSM_ENOQUEUE);
 	for (i = 0; i < q->msgs.cap; i++) {
 		struct fsm_msg *m = q->msgs.slots[i];
 
@@ -688,7 +742,6 @@ void fsm_queue_destroy(struct fsm *f, struct fsm_queue *q, int emit)
 		}
 		fsm_mem_free(f, m, fsm_msg_size(m));
 	}
-	free(v);
 	fsm_htab_free(f, &q->msgs);
 	while (q->dd_head != NULL)
 		dedup_pop(f, q);
@@ -749,8 +802,7 @@ static int queue_purge(struct fsm *f, const struct fsm_cmd *c,
 	return FSM_OK;
 }
 
-int fsm_cmd_queue(struct fsm *f, const struct fsm_cmd *c,
-                  struct fsm_result *r)
+int fsm_cmd_queue(struct fsm *f, const struct fsm_cmd *c, struct fsm_result *r)
 {
 	switch (c->type) {
 	case FSM_CMD_QUEUE_DECLARE:
@@ -768,23 +820,26 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
                     struct fsm_result *r)
 {
 	const struct fsm_msg_in *in = &c->u.publish.msg;
-	struct fsm_queue *one, **tg = &one;
-	struct fsm_msg **mv = NULL;
-	struct fsm_dedup **dv = NULL;
+	struct fsm_queue *tg_s[8], **tg = tg_s;
+	struct fsm_msg *mv_s[8], **mv = mv_s;
+	struct fsm_dedup *dv_s[8], **dv = dv_s, *dup_s[8], **dup = dup_s;
 	uint32_t n = 0, i;
-	int rc = FSM_OK;
+	uint64_t h = 0;
+	int rc = FSM_OK, use_dedup;
 
-	if (c->u.publish.topic_len > f->cfg.max_name ||
-	    c->u.publish.key_len > FSM_CODEC_KEY_MAX || in->id_len > 65535)
+	if (c->u.publish.topic_len > f->cfg.max_name || in->id_len > 65535)
 		return FSM_EINVAL;
 	if (in->payload_len > f->cfg.max_payload)
 		return FSM_ETOOBIG;
+	use_dedup = in->id_len > 0 && f->cfg.max_dedup_entries > 0;
+	if (use_dedup)
+		h = fsm_dedup_key(in->id, in->id_len);
 	if (c->u.publish.topic_len == 0) {
 		if (!fsm_name_ok(f, c->u.publish.key, c->u.publish.key_len))
 			return FSM_EINVAL;
-		one = fsm_queue_find(f, c->u.publish.key,
-		                     c->u.publish.key_len);
-		if (one == NULL)
+		tg[0] =
+		    fsm_queue_find(f, c->u.publish.key, c->u.publish.key_len);
+		if (tg[0] == NULL)
 			return FSM_ENOQUEUE;
 		n = 1;
 	} else {
@@ -795,39 +850,48 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 			return FSM_ENOTOPIC;
 		if (t->bindings.n == 0)
 			return FSM_OK;
-		tg = malloc(t->bindings.n * sizeof(*tg));
-		if (tg == NULL)
-			return FSM_ENOMEM;
+		if (t->bindings.n > 8) {
+			size_t k = t->bindings.n;
+
+			tg = malloc(k * sizeof(*tg));
+			mv = malloc(k * sizeof(*mv));
+			dv = malloc(k * sizeof(*dv));
+			dup = malloc(k * sizeof(*dup));
+			if (tg == NULL || mv == NULL || dv == NULL ||
+			    dup == NULL) {
+				rc = FSM_ENOMEM;
+				goto out;
+			}
+		}
 		n = fsm_topic_route(f, t, c->u.publish.key,
 		                    c->u.publish.key_len, tg);
 	}
-	mv = calloc(n + 1, sizeof(*mv));
-	dv = calloc(n + 1, sizeof(*dv));
-	if (mv == NULL || dv == NULL) {
-		rc = FSM_ENOMEM;
-		goto out;
-	}
 	/* Check. */
 	for (i = 0; i < n; i++) {
-		if (dedup_find(f, tg[i], in->id, in->id_len) != NULL)
+		mv[i] = NULL;
+		dv[i] = NULL;
+		dup[i] = use_dedup ? dedup_find(f, tg[i], in->id, in->id_len, h)
+		                   : NULL;
+		if (dup[i] != NULL)
 			continue;
 		rc = fsm_queue_admit(tg[i], in->payload_len);
 		if (rc != FSM_OK)
 			goto out;
 	}
 	/* Allocate. */
+	if (fsm_timer_reserve(f, n) != 0)
+		goto nomem;
 	for (i = 0; i < n; i++) {
 		struct fsm_queue *q = tg[i];
 
-		if (dedup_find(f, q, in->id, in->id_len) != NULL)
+		if (dup[i] != NULL)
 			continue;
-		if (fsm_queue_reserve(f, q) != 0 ||
-		    fsm_timer_reserve(f, n) != 0)
+		if (fsm_queue_reserve(f, q) != 0)
 			goto nomem;
 		mv[i] = fsm_msg_build(f, q, in, NULL, 0);
 		if (mv[i] == NULL)
 			goto nomem;
-		if (in->id_len == 0 || f->cfg.max_dedup_entries == 0)
+		if (!use_dedup)
 			continue;
 		if (fsm_htab_reserve(f, &q->dedup, 1) != 0)
 			goto nomem;
@@ -838,21 +902,19 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 	/* Commit. */
 	for (i = 0; i < n; i++) {
 		struct fsm_queue *q = tg[i];
-		struct fsm_dedup *d;
+		struct fsm_dedup *d = dv[i];
 
-		if (mv[i] == NULL) {
-			d = dedup_find(f, q, in->id, in->id_len);
+		if (dup[i] != NULL) {
 			q->deduplicated++;
 			r->u.publish.duplicate = 1;
 			if (i == 0)
-				r->u.publish.seq = d->seq;
+				r->u.publish.seq = dup[i]->seq;
 			continue;
 		}
 		fsm_queue_commit(f, q, mv[i]);
 		r->u.publish.queues++;
 		if (i == 0)
 			r->u.publish.seq = mv[i]->seq;
-		d = dv[i];
 		if (d == NULL)
 			continue;
 		dedup_expire(f, q);
@@ -860,9 +922,10 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 			dedup_pop(f, q);
 		d->time = f->now;
 		d->seq = mv[i]->seq;
-		d->id_len = in->id_len;
+		d->id_len = (uint16_t)in->id_len;
+		d->pad = 0;
+		d->hash = (uint32_t)(h >> 32);
 		memcpy(d->id, in->id, in->id_len);
-		d->hash = fsm_hash_bytes(in->id, in->id_len);
 		fsm_dedup_add_raw(f, q, d);
 	}
 	goto out;
@@ -876,10 +939,12 @@ nomem:
 			             sizeof(struct fsm_dedup) + in->id_len);
 	}
 out:
-	free(mv);
-	free(dv);
-	if (tg != &one)
+	if (tg != tg_s) {
 		free(tg);
+		free(mv);
+		free(dv);
+		free(dup);
+	}
 	return rc;
 }
 
@@ -938,10 +1003,10 @@ struct fsm_queue **fsm_queues_sorted(const struct fsm *f, uint32_t *n)
 	return v;
 }
 
-#define CHECK(x)                                                             \
-	do {                                                                 \
-		if (!(x))                                                    \
-			return -1;                                           \
+#define CHECK(x)                                                               \
+	do {                                                                   \
+		if (!(x))                                                      \
+			return -1;                                             \
 	} while (0)
 
 int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q)
@@ -980,8 +1045,8 @@ int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q)
 			rc = -1;
 		if (m->state != FSM_MS_READY && a == NULL)
 			rc = -1;
-		if (m->state == FSM_MS_FLIGHT && (m->seq >= q->cursor ||
-		                                  m->delivery_count == 0))
+		if (m->state == FSM_MS_FLIGHT &&
+		    (m->seq >= q->cursor || m->delivery_count == 0))
 			rc = -1;
 		if (a == NULL)
 			continue;
@@ -1015,14 +1080,17 @@ int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q)
 		CHECK(d->next == NULL || d->next->time >= d->time);
 	}
 	CHECK(cnt == q->dedup.count);
+	cnt = 0;
 	for (i = 0; i < q->consumers.n; i++) {
 		const struct fsm_consumer *c = q->consumers.v[i];
 
+		cnt += c->owner.flights.n < c->prefetch;
 		CHECK(c->q == q);
 		CHECK(i == 0 ||
-		      ((const struct fsm_consumer *)q->consumers.v[i - 1])
-		              ->id < c->id);
+		      ((const struct fsm_consumer *)q->consumers.v[i - 1])->id <
+		          c->id);
 	}
+	CHECK(cnt == q->n_credit);
 	CHECK(q->consumers.n == 0 || q->rr < q->consumers.n);
 	return 0;
 }

@@ -29,11 +29,16 @@ static int rg_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 	rv = fsm_apply_entry(f->fsm, buf->base, buf->len, f->sink);
 	f->n_applied++;
 	if (rv < 0) {
+		/* Logged, but rate-limited (the 1st..10th, then every power
+		 * of two): a misbehaving proposer must not flood the log. */
 		f->n_malformed++;
-		fprintf(stderr,
-		        "raft_glue: malformed entry (%zu bytes) applied as a "
-		        "no-op\n",
-		        buf->len);
+		if (f->n_malformed <= 10 ||
+		    (f->n_malformed & (f->n_malformed - 1)) == 0)
+			fprintf(
+			    stderr,
+			    "raft_glue: malformed entry (%zu bytes) applied "
+			    "as a no-op (%llu so far)\n",
+			    buf->len, (unsigned long long)f->n_malformed);
 	}
 	return 0;
 }
@@ -100,6 +105,8 @@ static int rg_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
 		        fsm_status_str(rv), buf->len);
 		abort();
 	}
+	fprintf(stderr, "raft_glue: restored snapshot of %zu bytes\n",
+	        buf->len);
 	raft_free(buf->base);
 	f->n_restores++;
 	return 0;

@@ -1365,8 +1365,14 @@ int wire_encode(struct wire_buf *b, const struct wire_msg *m)
 	if (!((m->op >= 1 && m->op < WIRE_OP_REQUEST_MAX) ||
 	      (m->op >= WIRE_OP_HELLO_OK && m->op < WIRE_OP_MAX)))
 		return WIRE_EINVAL;
-	/* Lists are streamed with wire_list_*(). */
+	/* Lists are streamed with wire_list_*(); groups must not repeat a
+	 * key written by a single field. */
 	if (bits & (B(LIST) | B(TOPICS)))
+		return WIRE_EINVAL;
+	if ((bits & B(OPTS)) && (bits & B(DELAY)))
+		return WIRE_EINVAL;
+	if ((bits & B(STATS)) &&
+	    (bits & (B(NAME) | B(QUEUE_ID) | B(OPTS) | B(DELAY))))
 		return WIRE_EINVAL;
 	for (int f = 0; f < WIRE_F_COUNT_; f++)
 		if (bits & WIRE_BIT(f))
@@ -1577,4 +1583,18 @@ int wire_split(const void *data, size_t len, size_t max_frame, size_t *body_len)
 	if (len - WIRE_PREFIX < n)
 		return WIRE_SPLIT_MORE;
 	return WIRE_SPLIT_FRAME;
+}
+
+int wire_peek(const void *body, size_t len, uint8_t *op, uint64_t *req_id)
+{
+	struct rd r = {body, (const uint8_t *)body + len};
+	uint32_t n;
+	uint64_t o, q;
+
+	if (rd_container(&r, &n, 0) || n != 3 || rd_uint(&r, &o) ||
+	    rd_uint(&r, &q) || o > 255)
+		return WIRE_EPROTO;
+	*op = (uint8_t)o;
+	*req_id = q;
+	return 0;
 }

@@ -322,7 +322,9 @@ uint64_t wire_required(uint8_t op);
  * `max_headers` message headers (may be NULL when 0). Returns 0, or
  * WIRE_EPROTO with out->err set (unknown op, wrong type, missing required
  * field, too many headers, trailing garbage). Unknown keys are skipped.
- * Never reads outside [body, body + len). */
+ * On error every field is zero except op and req_id, kept when they could be
+ * read, so that the error reply can echo the req_id. The "delay" key fills
+ * both `delay` and `opts.delay`. Never reads outside [body, body + len). */
 int wire_decode(const void *body, size_t len, struct wire_msg *out,
                 struct wire_header *headers, uint32_t max_headers);
 
@@ -360,8 +362,11 @@ void wire_buf_consume(struct wire_buf *b, size_t n);
 int wire_buf_append(struct wire_buf *b, const void *p, size_t n);
 
 /* Appends one complete frame (prefix included) for `m`, writing the fields
- * whose bits are set in m->present. Returns 0, WIRE_EINVAL (bad op) or
- * WIRE_ENOMEM; on error the buffer is unchanged. */
+ * whose bits are set in m->present (WIRE_F_OPTS writes every queue option
+ * from m->opts, including "delay": do not also set WIRE_F_DELAY; WIRE_F_STATS
+ * writes m->stats with its name, queue_id and options: do not also set
+ * WIRE_F_NAME / WIRE_F_QUEUE_ID / WIRE_F_OPTS). Returns 0, WIRE_EINVAL (bad op)
+ * or WIRE_ENOMEM; on error the buffer is unchanged. */
 int wire_encode(struct wire_buf *b, const struct wire_msg *m);
 
 /* Shorthands for frequent frames. Strings may be NULL (= absent/empty). */
@@ -399,6 +404,11 @@ void wire_list_end(struct wire_buf *b, struct wire_list *l);
 enum { WIRE_SPLIT_MORE = 0, WIRE_SPLIT_FRAME = 1, WIRE_SPLIT_TOOBIG = 2 };
 int wire_split(const void *data, size_t len, size_t max_frame,
                size_t *body_len);
+
+/* Reads only the op and req_id of a frame body (for proxies that relay
+ * frames unchanged). Returns 0, or WIRE_EPROTO when the body does not start
+ * with [op, req_id, ...]. Does not validate the fields. */
+int wire_peek(const void *body, size_t len, uint8_t *op, uint64_t *req_id);
 
 /* Name of an op ("PUBLISH"), or "?" (for logs). */
 const char *wire_op_name(int op);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -79,7 +80,11 @@ void cluster_start(struct cluster *c, int i)
 	}
 	if (pid == 0) {
 		FILE *f = freopen(log, "a", stderr);
+		FILE *o = freopen("/dev/null", "w", stdout);
 		(void)f;
+		(void)o;
+		/* Never outlive the test, even when it crashes. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execv(argv[0], (char **)argv);
 		perror("execv");
 		_exit(127);

@@ -65,7 +65,7 @@ static int declare_with_retry(struct raftmq *h, const char *q)
 {
 	int rv = -1;
 	for (int i = 0; i < 50 && rv != 0; i++) {
-		rv = raftmq_queue_declare(h, q, NULL, NULL);
+		rv = raftmq_queue_declare(h, q, NULL, NULL, NULL);
 		if (rv != 0) {
 			sleep_ms(200);
 		}
@@ -344,7 +344,7 @@ static void test_snapshot_catch_up(void **state)
 {
 	struct cluster c;
 	struct raftmq *h;
-	int leader, down, other;
+	int leader, down = 0, other = 0;
 	uint64_t t0, applied = 0, commit = 0, lcommit = 0;
 	char body[64];
 	(void)state;
@@ -587,5 +587,8 @@ int main(void)
 	    cmocka_unit_test(test_failover),
 	};
 	signal(SIGPIPE, SIG_IGN);
+	if (getenv("TEST_FILTER") != NULL) {
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

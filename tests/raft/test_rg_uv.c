@@ -60,6 +60,8 @@ struct cluster {
 	int new_leader; /* index of the leader after the handover, -1 */
 	int extra_sent; /* the handover batch was proposed */
 	int survivors_agree;
+	unsigned late; /* proposals still in flight when stopping */
+	int survivors_same, old_differs;
 	uint64_t t0, t_leader, t_applied, t_new_leader; /* uv_now(), ms */
 	unsigned proposed, cb_ok, cb_unknown, stopped;
 	int saw_busy, saw_notleader, saw_toobig;
@@ -258,6 +260,16 @@ static void drive(uv_timer_t *t)
 			    c->n[i].leader_id != (uint64_t)c->new_leader + 1)
 				c->survivors_agree = 0;
 		}
+		c->survivors_same =
+		    rgt_same_state(c->n[(c->leader + 1) % N].fsm,
+		                   c->n[(c->leader + 2) % N].fsm);
+		c->old_differs = !rgt_same_state(c->n[(c->leader + 1) % N].fsm,
+		                                 c->n[c->leader].fsm);
+		/* Stop with proposals in flight: each callback still fires
+		 * exactly once, RG_OK or RG_UNKNOWN. */
+		while (propose_one(c, &c->n[c->new_leader],
+		                   N_BATCHES + 1 + c->late) == RG_OK)
+			c->late++;
 		stop_all(c);
 		return;
 	default:
@@ -353,8 +365,8 @@ static void setup_cluster(struct cluster *c)
 		cfg.dir = n->dir;
 		cfg.members = c->members;
 		cfg.n_members = N;
-		cfg.election_timeout = 500;
-		cfg.heartbeat_timeout = 50;
+		cfg.election_timeout = 1000;
+		cfg.heartbeat_timeout = 100;
 		cfg.max_inflight = MAX_INFLIGHT;
 		cfg.max_entry = MAX_ENTRY;
 		n->fsm = fsm_new(NULL);
@@ -422,24 +434,23 @@ static void test_three_servers(void **state)
 	        (unsigned long long)(c->t_leader - c->t0), N_BATCHES,
 	        (unsigned long long)(c->t_applied - c->t_leader),
 	        (unsigned long long)(c->t_new_leader - c->t_applied));
-	assert_int_equal(c->cb_ok, N_BATCHES + 1);
-	assert_int_equal(c->cb_unknown, 0);
+	assert_int_equal(c->late, MAX_INFLIGHT);
+	assert_int_equal(c->cb_ok + c->cb_unknown, N_BATCHES + 1 + c->late);
+	assert_true(c->cb_ok >= N_BATCHES + 1);
+	fprintf(stderr, "test: at stop: %u in flight, %u ok, %u unknown\n",
+	        c->late, c->cb_ok - N_BATCHES - 1, c->cb_unknown);
 	for (i = 0; i < N; i++) {
 		unsigned batches = N_BATCHES + ((int)i != c->leader);
 
-		assert_int_equal(c->n[i].n_results,
-		                 batches * RGT_CMDS_PER_BATCH);
-		assert_int_equal(c->n[i].n_ok, batches * RGT_CMDS_PER_BATCH);
+		/* Late entries may have been applied too. */
+		assert_true(c->n[i].n_results >= batches * RGT_CMDS_PER_BATCH);
+		assert_int_equal(c->n[i].n_ok, c->n[i].n_results);
 		assert_true(c->n[i].term >= 1);
 	}
 	/* The two survivors knew the new leader and hold the same state. */
 	assert_true(c->survivors_agree);
-	{
-		int a = (c->leader + 1) % N, b = (c->leader + 2) % N;
-
-		assert_true(rgt_same_state(c->n[a].fsm, c->n[b].fsm));
-		assert_false(rgt_same_state(c->n[a].fsm, c->n[c->leader].fsm));
-	}
+	assert_true(c->survivors_same);
+	assert_true(c->old_differs);
 	teardown_cluster(c);
 	free(c);
 }

@@ -688,6 +688,25 @@ static void test_codes(void **state)
 {
 	(void)state;
 	assert_int_equal(WIRE_ENOMEM, 13);
+	{
+		struct wire_buf b;
+		struct wire_msg m;
+
+		wire_buf_init(&b);
+		wire_msg_init(&m, WIRE_OP_QUEUE_DECLARE, 1);
+		m.present |= WIRE_BIT(WIRE_F_DELAY);
+		assert_int_equal(wire_encode(&b, &m), WIRE_EINVAL);
+		wire_msg_init(&m, WIRE_OP_OK, 1);
+		m.present = WIRE_BIT(WIRE_F_STATS) | WIRE_BIT(WIRE_F_NAME);
+		assert_int_equal(wire_encode(&b, &m), WIRE_EINVAL);
+		m.present = WIRE_BIT(WIRE_F_LIST);
+		assert_int_equal(wire_encode(&b, &m), WIRE_EINVAL);
+		m.op = 200;
+		m.present = 0;
+		assert_int_equal(wire_encode(&b, &m), WIRE_EINVAL);
+		assert_int_equal(b.len, 0);
+		wire_buf_free(&b);
+	}
 	assert_int_equal(wire_retryable(WIRE_ENOTLEADER), 1);
 	assert_int_equal(wire_retryable(WIRE_EUNKNOWN), 1);
 	assert_int_equal(wire_retryable(WIRE_EBUSY), 1);
@@ -700,6 +719,19 @@ static void test_codes(void **state)
 	assert_int_equal(wire_overflow_parse("drop-head", 9), 1);
 	assert_string_equal(wire_mode_name(WIRE_NACK_DEADLETTER),
 	                    "dead-letter");
+	{
+		uint8_t op = 0;
+		uint64_t req = 0;
+
+		assert_int_equal(
+		    wire_peek("\x93\x0c\xcd\x01\x00\x80", 6, &op, &req), 0);
+		assert_int_equal(op, WIRE_OP_PUBLISH);
+		assert_int_equal(req, 256);
+		assert_int_equal(wire_peek("\x93\x0c", 2, &op, &req),
+		                 WIRE_EPROTO);
+		assert_int_equal(wire_peek("\x92\x0c\x01", 3, &op, &req),
+		                 WIRE_EPROTO);
+	}
 }
 
 int main(void)

@@ -1,0 +1,1 @@
+"""raftmq chaos harness (Jepsen-style): driver, nemesis, checkers, reports."""

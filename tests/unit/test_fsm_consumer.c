@@ -1,0 +1,259 @@
+/* test_fsm_consumer: consumers, round robin, credit, cancel, gets, session
+ * down, leader elected, exclusive and auto-delete queues. */
+#include <stdio.h>
+
+#include "test_fsm_util.h"
+
+static void test_consume_errors(void **state)
+{
+	struct fsm_config cfg;
+	struct fsm *f;
+	struct rec *r = rec_new();
+	struct fsm_queue_opts o = {0};
+	struct fsm_cmd c;
+
+	(void)state;
+	fsm_config_default(&cfg);
+	cfg.max_consumers = 2;
+	f = fsm_new(&cfg);
+	o.exclusive = 1;
+	assert_int_equal(declare(f, "x", &o, r), FSM_OK);
+	assert_int_equal(declare(f, "q", NULL, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 1, 0, r), FSM_EINVAL);
+	assert_int_equal(consume(f, "", 1, 1, r), FSM_EINVAL);
+	assert_int_equal(consume(f, "nope", 1, 1, r), FSM_ENOQUEUE);
+	assert_int_equal(consume(f, "x", 1, 1, r), FSM_OK);
+	assert_int_equal(last_res(r)->u.consume.consumer, 1);
+	assert_int_equal(last_res(r)->u.consume.queue_id, 1);
+	assert_int_equal(consume(f, "x", 2, 1, r), FSM_EBUSY);
+	assert_int_equal(consume(f, "q", 2, 1, r), FSM_OK);
+	assert_int_equal(last_res(r)->u.consume.consumer, 2);
+	assert_int_equal(consume(f, "q", 2, 1, r), FSM_ELIMIT);
+	c = cmd_of(FSM_CMD_CANCEL);
+	c.u.cancel.consumer = 9;
+	assert_int_equal(apply(f, &c, r), FSM_ENOCONSUMER);
+	c.u.cancel.consumer = 1;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	assert_int_equal(last_res(r)->u.consume.consumer, 1);
+	assert_int_equal(consume(f, "x", 3, 1, r), FSM_OK);
+	assert_int_equal(last_res(r)->u.consume.consumer, 3);
+	assert_int_equal(qstats(f, "x").consumers, 1);
+	assert_int_equal(get_msgs(f, "nope", 1, 1, 0, 0, r), FSM_ENOQUEUE);
+	assert_int_equal(get_msgs(f, "q", 1, 0, 0, 0, r), FSM_EINVAL);
+	fsm_free(f);
+	free(r);
+}
+
+static void test_round_robin(void **state)
+{
+	struct fsm *f = fsm_new(NULL);
+	struct rec *r = rec_new();
+	char p[8];
+	int i;
+
+	(void)state;
+	assert_int_equal(declare(f, "q", NULL, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 10, 2, r), FSM_OK); /* c1 */
+	assert_int_equal(consume(f, "q", 11, 1, r), FSM_OK); /* c2 */
+	r->n_eff = 0;
+	for (i = 0; i < 5; i++) {
+		p[0] = (char)('a' + i);
+		p[1] = 0;
+		assert_int_equal(publish(f, "q", "", p, r), FSM_OK);
+	}
+	/* c1, c2, c1; then no credit left. */
+	assert_int_equal(r->n_eff, 3);
+	assert_int_equal(r->eff[0].consumer, 1);
+	assert_int_equal(r->eff[0].session, 10);
+	assert_int_equal(r->eff[0].seq, 1);
+	assert_int_equal(r->eff[0].delivery_count, 1);
+	assert_int_equal(r->eff[1].consumer, 2);
+	assert_int_equal(r->eff[1].seq, 2);
+	assert_int_equal(r->eff[2].consumer, 1);
+	assert_int_equal(r->eff[2].seq, 3);
+	assert_memory_equal(r->eff[2].payload, "c", 1);
+	assert_int_equal(qstats(f, "q").in_flight, 3);
+	assert_int_equal(qstats(f, "q").ready, 2);
+	/* An ack frees credit: the next message goes out at once. */
+	r->n_eff = 0;
+	assert_int_equal(settle(f, FSM_CMD_ACK, 1, 2, 0, 0, r), FSM_OK);
+	assert_int_equal(r->n_eff, 1);
+	assert_int_equal(r->eff[0].consumer, 2);
+	assert_int_equal(r->eff[0].seq, 4);
+	fsm_free(f);
+	free(r);
+}
+
+static void test_cancel_requeue_order(void **state)
+{
+	struct fsm *f = fsm_new(NULL);
+	struct rec *r = rec_new();
+	struct fsm_cmd c;
+
+	(void)state;
+	assert_int_equal(declare(f, "q", NULL, r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "1", r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "2", r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "3", r), FSM_OK);
+	assert_int_equal(consume(f, "q", 5, 2, r), FSM_OK);
+	assert_int_equal(qstats(f, "q").in_flight, 2);
+	c = cmd_of(FSM_CMD_CANCEL);
+	c.u.cancel.consumer = 1;
+	r->n_eff = 0;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	assert_int_equal(r->n_eff, 0); /* no CANCELLED for an explicit cancel */
+	assert_int_equal(qstats(f, "q").ready, 3);
+	assert_int_equal(qstats(f, "q").in_flight, 0);
+	/* Redelivered ones first, in seq order, counts kept; then seq 3. */
+	assert_int_equal(get_msgs(f, "q", 6, 10, 0, 42, r), FSM_OK);
+	assert_int_equal(last_res(r)->u.get.count, 3);
+	assert_int_equal(r->eff[0].seq, 1);
+	assert_int_equal(r->eff[0].delivery_count, 2);
+	assert_int_equal(r->eff[0].consumer, 0);
+	assert_int_equal(r->eff[0].session, 6);
+	assert_int_equal(r->eff[0].req_id, 42);
+	assert_int_equal(r->eff[1].seq, 2);
+	assert_int_equal(r->eff[2].seq, 3);
+	assert_int_equal(r->eff[2].delivery_count, 1);
+	/* Session down returns the gets. */
+	c = cmd_of(FSM_CMD_SESSION_DOWN);
+	c.u.session_down.session = 6;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	assert_int_equal(qstats(f, "q").ready, 3);
+	c.u.session_down.session = 12345;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	fsm_free(f);
+	free(r);
+}
+
+static void test_session_down_leader(void **state)
+{
+	struct fsm *f = fsm_new(NULL);
+	struct rec *r = rec_new();
+	struct fsm_queue_opts o = {0};
+	struct fsm_cmd c;
+
+	(void)state;
+	o.auto_delete = 1;
+	assert_int_equal(declare(f, "auto", &o, r), FSM_OK);
+	assert_int_equal(declare(f, "q", NULL, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 1, 5, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 2, 5, r), FSM_OK);
+	assert_int_equal(consume(f, "auto", 2, 5, r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "a", r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "b", r), FSM_OK);
+	assert_int_equal(publish(f, "auto", "", "c", r), FSM_OK);
+	c = cmd_of(FSM_CMD_SESSION_DOWN);
+	c.u.session_down.session = 2;
+	r->n_eff = 0;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	/* Consumer 2 cancelled (its message went to consumer 1), consumer
+	 * 3 cancelled and its auto-delete queue deleted. */
+	assert_int_equal(r->eff[0].type, FSM_EFFECT_CANCELLED);
+	assert_int_equal(r->eff[0].consumer, 2);
+	assert_int_equal(qstats(f, "q").in_flight, 2);
+	assert_int_equal(qstats(f, "q").consumers, 1);
+	{
+		struct fsm_queue_stats s;
+
+		assert_int_equal(fsm_queue_stats(f, "auto", 4, &s),
+		                 FSM_ENOQUEUE);
+	}
+	assert_int_equal(get_msgs(f, "q", 9, 1, 0, 0, r), FSM_OK);
+	c = cmd_of(FSM_CMD_LEADER_ELECTED);
+	c.u.leader_elected.term = 2;
+	c.u.leader_elected.node = 1;
+	r->n_eff = 0;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	assert_int_equal(r->n_eff, 1);
+	assert_int_equal(r->eff[0].type, FSM_EFFECT_CANCELLED);
+	assert_int_equal(r->eff[0].consumer, 1);
+	assert_int_equal(r->eff[0].reason, 0);
+	assert_int_equal(qstats(f, "q").in_flight, 0);
+	assert_int_equal(qstats(f, "q").ready, 2);
+	assert_int_equal(qstats(f, "q").consumers, 0);
+	fsm_free(f);
+	free(r);
+}
+
+static void test_delete_cancels(void **state)
+{
+	struct fsm *f = fsm_new(NULL);
+	struct rec *r = rec_new();
+	struct fsm_cmd c;
+
+	(void)state;
+	assert_int_equal(declare(f, "q", NULL, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 1, 5, r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "a", r), FSM_OK);
+	assert_int_equal(get_msgs(f, "q", 2, 1, 0, 0, r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "b", r), FSM_OK);
+	c = cmd_of(FSM_CMD_QUEUE_DELETE);
+	c.u.qdelete.name = "q";
+	c.u.qdelete.name_len = 1;
+	r->n_eff = 0;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	assert_int_equal(last_res(r)->u.removed.removed, 2);
+	assert_int_equal(r->n_eff, 1);
+	assert_int_equal(r->eff[0].type, FSM_EFFECT_CANCELLED);
+	assert_int_equal(r->eff[0].reason, FSM_ENOQUEUE);
+	c = cmd_of(FSM_CMD_CANCEL);
+	c.u.cancel.consumer = 1;
+	assert_int_equal(apply(f, &c, r), FSM_ENOCONSUMER);
+	fsm_free(f);
+	free(r);
+}
+
+static void foreach_cb(void *data, const char *name, uint32_t len,
+                       const struct fsm_queue_stats *s)
+{
+	char *out = data;
+	char tmp[64];
+
+	snprintf(tmp, sizeof(tmp), "%.*s:%llu:%llu;", (int)len, name,
+	         (unsigned long long)s->ready,
+	         (unsigned long long)s->in_flight);
+	strcat(out, tmp);
+}
+
+static void test_get_clamp_foreach(void **state)
+{
+	struct fsm_config cfg;
+	struct fsm *f;
+	struct rec *r = rec_new();
+	char out[128] = "";
+	int i;
+
+	(void)state;
+	fsm_config_default(&cfg);
+	cfg.max_get = 3;
+	f = fsm_new(&cfg);
+	assert_int_equal(declare(f, "b", NULL, r), FSM_OK);
+	assert_int_equal(declare(f, "a", NULL, r), FSM_OK);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(publish(f, "b", "", "x", r), FSM_OK);
+	r->n_eff = 0;
+	assert_int_equal(get_msgs(f, "b", 1, 100, 0, 5, r), FSM_OK);
+	assert_int_equal(last_res(r)->u.get.count, 3);
+	assert_int_equal(r->n_eff, 3);
+	assert_int_equal(get_msgs(f, "a", 1, 100, 0, 5, r), FSM_OK);
+	assert_int_equal(last_res(r)->u.get.count, 0);
+	fsm_queue_foreach(f, foreach_cb, out);
+	assert_string_equal(out, "a:0:0;b:2:3;");
+	fsm_free(f);
+	free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_consume_errors),
+	    cmocka_unit_test(test_round_robin),
+	    cmocka_unit_test(test_cancel_requeue_order),
+	    cmocka_unit_test(test_session_down_leader),
+	    cmocka_unit_test(test_delete_cancels),
+	    cmocka_unit_test(test_get_clamp_foreach),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

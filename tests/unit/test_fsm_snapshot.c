@@ -1,0 +1,170 @@
+/* test_fsm_snapshot: snapshot/restore round trips, byte identity, and
+ * rejection of malformed snapshots without touching the state. */
+#include <stdio.h>
+
+#include "test_fsm_util.h"
+
+/* A state with a bit of everything: options, DLQ, TTL, delay, in-flight
+ * deliveries to consumers and gets, dedup entries, topics and bindings. */
+static struct fsm *build(void)
+{
+	struct fsm *f = fsm_new(NULL);
+	struct fsm_queue_opts o = {0};
+	struct fsm_cmd c;
+	int i;
+
+	o.dlq = "dead";
+	o.max_deliveries = 2;
+	o.ack_timeout = 100;
+	o.message_ttl = 10000;
+	assert_int_equal(declare(f, "work", &o, NULL), FSM_OK);
+	memset(&o, 0, sizeof(o));
+	o.delay = 500;
+	assert_int_equal(declare(f, "later", &o, NULL), FSM_OK);
+	assert_int_equal(declare(f, "dead", NULL, NULL), FSM_OK);
+	c = cmd_of(FSM_CMD_TOPIC_DECLARE);
+	c.u.topic.name = "t";
+	c.u.topic.name_len = 1;
+	c.u.topic.kind = FSM_TOPIC_TOPIC;
+	assert_int_equal(apply(f, &c, NULL), FSM_OK);
+	c = cmd_of(FSM_CMD_BIND);
+	c.u.bind.topic = "t";
+	c.u.bind.topic_len = 1;
+	c.u.bind.queue = "later";
+	c.u.bind.queue_len = 5;
+	c.u.bind.key = "a.#";
+	c.u.bind.key_len = 3;
+	assert_int_equal(apply(f, &c, NULL), FSM_OK);
+	for (i = 0; i < 20; i++) {
+		char id[8];
+
+		snprintf(id, sizeof(id), "m%d", i % 15);
+		assert_int_equal(publish(f, "work", id, "payload", NULL),
+		                 FSM_OK);
+	}
+	assert_int_equal(publish_full(f, "t", "a.b", "x", "hello", 0, 0, NULL),
+	                 FSM_OK);
+	assert_int_equal(consume(f, "work", 3, 4, NULL), FSM_OK);
+	assert_int_equal(get_msgs(f, "work", 4, 3, 70, 1, NULL), FSM_OK);
+	assert_int_equal(settle(f, FSM_CMD_ACK, 1, 1, 0, 0, NULL), FSM_OK);
+	assert_int_equal(settle(f, FSM_CMD_NACK, 1, 2, 1, 0, NULL), FSM_OK);
+	assert_int_equal(tick(f, 1150, NULL), FSM_OK);
+	return f;
+}
+
+static void test_roundtrip(void **state)
+{
+	struct fsm *f = build(), *g = fsm_new(NULL);
+	size_t l1, l2;
+	void *s1 = snap(f, &l1), *s2;
+	uint64_t mem;
+
+	(void)state;
+	assert_int_equal(fsm_restore(g, s1, l1), 0);
+	assert_int_equal(fsm_check(g), 0);
+	s2 = snap(g, &l2);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(s1, s2, l1);
+	assert_int_equal(fsm_next_deadline(f), fsm_next_deadline(g));
+	assert_int_equal(fsm_now(f), fsm_now(g));
+	mem = fsm_memory(g);
+	assert_true(mem > 0);
+	/* Both continue identically. */
+	assert_int_equal(tick(f, 5000, NULL), FSM_OK);
+	assert_int_equal(tick(g, 5000, NULL), FSM_OK);
+	assert_int_equal(publish(f, "work", "m1", "p", NULL), FSM_OK);
+	assert_int_equal(publish(g, "work", "m1", "p", NULL), FSM_OK);
+	assert_int_equal(tick(f, 20000, NULL), FSM_OK);
+	assert_int_equal(tick(g, 20000, NULL), FSM_OK);
+	assert_true(snap_equal(f, g));
+	/* Restore over a non-empty state replaces it. */
+	assert_int_equal(fsm_restore(f, s1, l1), 0);
+	free(s2);
+	s2 = snap(f, &l2);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(s1, s2, l1);
+	free(s1);
+	free(s2);
+	fsm_free(f);
+	fsm_free(g);
+}
+
+static void test_malformed(void **state)
+{
+	struct fsm *f = build(), *g = build();
+	size_t l1, l0, lx;
+	void *s1 = snap(f, &l1), *s0 = snap(g, &l0), *sx;
+	unsigned char *copy = malloc(l1);
+	uint64_t rng = 99;
+	int i, accepted = 0;
+
+	(void)state;
+	assert_non_null(copy);
+	assert_int_equal(tick(g, 3000, NULL), FSM_OK); /* make g differ */
+	free(s0);
+	s0 = snap(g, &l0);
+	assert_int_equal(fsm_restore(g, "", 0), FSM_EMALFORMED);
+	assert_int_equal(fsm_restore(g, "\x93\x01\x02", 3), FSM_EMALFORMED);
+	for (i = 0; i < 2000; i++) {
+		size_t n = l1;
+		int rc;
+
+		memcpy(copy, s1, l1);
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		if (i % 2)
+			n = rng % l1;
+		else
+			copy[rng % l1] ^=
+			    (unsigned char)(1u << (rng >> 60 & 7));
+		rc = fsm_restore(g, copy, n);
+		if (rc == 0) {
+			/* A flip in a payload byte is still a valid state. */
+			accepted++;
+			assert_int_equal(fsm_check(g), 0);
+			assert_int_equal(fsm_restore(g, s0, l0), 0);
+			continue;
+		}
+		assert_int_equal(rc, FSM_EMALFORMED);
+		sx = snap(g, &lx);
+		assert_int_equal(lx, l0);
+		assert_memory_equal(sx, s0, l0);
+		free(sx);
+	}
+	assert_true(accepted < 2000);
+	free(copy);
+	free(s0);
+	free(s1);
+	fsm_free(f);
+	fsm_free(g);
+}
+
+static void test_empty(void **state)
+{
+	struct fsm *f = fsm_new(NULL), *g = fsm_new(NULL);
+	size_t l;
+	void *s = snap(f, &l);
+	struct fsm_config cfg;
+
+	(void)state;
+	assert_int_equal(fsm_restore(g, s, l), 0);
+	assert_true(snap_equal(f, g));
+	free(s);
+	fsm_config_default(&cfg);
+	cfg.max_name = 0;
+	assert_null(fsm_new(&cfg));
+	fsm_free(f);
+	fsm_free(g);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_empty),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
