@@ -16,7 +16,7 @@
 #   KEEP=1                    leave the cluster up on failure, for inspection
 #   CI=true                   never skip: fail when Docker is not usable
 # Without root or apt-get (and no working Docker) it prints "skipped" and
-# exits 0, except under CI. Everything it starts is bounded in time; it
+# exits 77 (ctest's "skipped"), except under CI. Everything it starts is bounded in time; it
 # removes only its own compose project (containers, network, volumes) and
 # stops dockerd only if it started it. The raftmq:local image is kept.
 set -euo pipefail
@@ -58,7 +58,7 @@ skip() {
 	fi
 	log "skipped: docker not usable ($*)"
 	skipped=1
-	exit 0
+	exit 77
 }
 
 cleanup() {
@@ -84,7 +84,7 @@ cleanup() {
 		done
 	fi
 	rm -rf "$work"
-	[ "$skipped" = 1 ] && exit 0
+	[ "$skipped" = 1 ] && exit 77
 	log "$passed passed, $failed failed ($(($(date +%s) - t_start)) s)"
 	exit "$rc"
 }

@@ -68,7 +68,7 @@ stop_node() { # N SIGNAL
 
 wait_leader() {
     for _ in $(seq 150); do
-        if "$(cli_bin)" -s "$servers" cluster status 2>/dev/null | grep -q leader; then
+        if "$(cli_bin)" -s "$servers" cluster status --json 2>/dev/null | grep -q '"leader": [1-9]'; then
             return 0
         fi
         sleep 0.2
