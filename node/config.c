@@ -72,9 +72,6 @@ static const struct opt opts[] = {
     {"default-max-bytes", "RAFTMQ_DEFAULT_MAX_BYTES", OPT_U64,
      OFF(fsm.default_max_bytes), 0, 1, UINT64_MAX,
      "body bytes per queue unless declared (default 1 GiB)"},
-    {"request-timeout", "RAFTMQ_REQUEST_TIMEOUT", OPT_UINT,
-     OFF(request_timeout), 0, 100, 3600000,
-     "ms before an unanswered request gets a retryable timeout (10000)"},
     {"test-fault", "RAFTMQ_TEST_FAULT", OPT_UINT, OFF(fault), 0, 0, 16,
      "test-only fault switch (0 = none; only in RAFTMQ_TEST_FAULTS builds)"},
 };
@@ -83,9 +80,13 @@ static const struct opt opts[] = {
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: raftmq-node [OPTIONS]\n\n"
-	                "Every option also reads an environment variable; "
-	                "flags win.\n\n");
+	fprintf(stderr,
+	        "usage: raftmq-node [OPTIONS]\n\n"
+	        "Every option also reads an environment variable; flags win.\n"
+	        "--members and the state machine limits (--max-payload, "
+	        "--max-queues,\n--default-max-length, --default-max-bytes) "
+	        "must be identical on every\nnode: every node applies the same "
+	        "commands with them.\n\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		fprintf(stderr, "  --%-20s %-27s %s\n", opts[i].flag,
 		        opts[i].env, opts[i].help);
@@ -260,7 +261,6 @@ static void defaults(struct node_config *c)
 	c->max_sessions = 10000;
 	c->max_session_output = 64u << 20;
 	c->max_pending_entries = 64;
-	c->request_timeout = 10000;
 	fsm_config_default(&c->fsm);
 }
 

@@ -39,8 +39,7 @@ struct node_config {
 	size_t max_session_output; /* bytes queued to one client before it is
 	                              cut off */
 	unsigned
-	    max_pending_entries;  /* batches waiting for an in-flight slot */
-	unsigned request_timeout; /* ms a proxied request may wait */
+	    max_pending_entries; /* batches waiting for an in-flight slot */
 	struct fsm_config fsm;
 	int fault; /* test-only fault switch, see node_config_usage() */
 };
