@@ -121,6 +121,7 @@ void node_close_sessions(struct node *n, int code, const char *why,
 struct session *node_session_find(struct node *n, uint64_t id);
 void session_close(struct session *s, int code, const char *why);
 void conn_flush(struct session *s, struct conn *c);
+void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 int session_write_error(struct session *s, uint64_t req_id, int code,
                         const char *msg);
 void session_reply_done(struct session *s, uint64_t req_id);

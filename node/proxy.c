@@ -21,74 +21,6 @@
  * reply swallowed, so it is documented as reserved. */
 #define PROXY_HELLO_ID UINT64_MAX
 
-#define READ_CHUNK (64 * 1024)
-
-static void up_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct session *s = h->data;
-	struct conn *c = &s->up;
-	(void)hint;
-
-	if (c->in_cap - c->in_len < READ_CHUNK) {
-		size_t cap = c->in_cap == 0 ? 2 * READ_CHUNK : c->in_cap * 2;
-		char *p = realloc(c->in, cap);
-		if (p == NULL) {
-			buf->base = NULL;
-			buf->len = 0;
-			return;
-		}
-		c->in = p;
-		c->in_cap = cap;
-	}
-	buf->base = c->in + c->in_len;
-	buf->len = c->in_cap - c->in_len;
-}
-
-/* Reads op and req_id of a frame body [op, req_id, fields] without decoding
- * the rest. Returns 0, or -1 when the body does not start that way. */
-static int peek_header(const unsigned char *b, size_t len, unsigned *op,
-                       uint64_t *req_id)
-{
-	size_t i = 1;
-
-	if (len < 3 || (b[0] & 0xf0) != 0x90 || b[1] > 0x7f) {
-		return -1;
-	}
-	*op = b[1];
-	i = 2;
-	if (b[i] <= 0x7f) {
-		*req_id = b[i];
-		return 0;
-	}
-	{
-		size_t w;
-		switch (b[i]) {
-		case 0xcc:
-			w = 1;
-			break;
-		case 0xcd:
-			w = 2;
-			break;
-		case 0xce:
-			w = 4;
-			break;
-		case 0xcf:
-			w = 8;
-			break;
-		default:
-			return -1;
-		}
-		if (len < i + 1 + w) {
-			return -1;
-		}
-		*req_id = 0;
-		for (size_t k = 0; k < w; k++) {
-			*req_id = (*req_id << 8) | b[i + 1 + k];
-		}
-	}
-	return 0;
-}
-
 static void up_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
 	struct session *s = stream->data;
@@ -114,7 +46,7 @@ static void up_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	c->in_len += (size_t)nread;
 	while (!s->closing) {
 		size_t body_len;
-		unsigned op;
+		uint8_t op;
 		uint64_t req_id;
 		const char *frame = c->in + off;
 		/* The leader's frames are trusted to respect its own limit;
@@ -125,8 +57,8 @@ static void up_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 			break;
 		}
 		if (r == WIRE_SPLIT_TOOBIG ||
-		    peek_header((const unsigned char *)frame + WIRE_PREFIX,
-		                body_len, &op, &req_id) != 0) {
+		    wire_peek(frame + WIRE_PREFIX, body_len, &op, &req_id) !=
+		        0) {
 			session_close(s, WIRE_EUNKNOWN,
 			              "bad frame from the leader");
 			return;
@@ -179,7 +111,7 @@ static void up_connect_cb(uv_connect_t *req, int status)
 	}
 	s->up_connected = 1;
 	uv_tcp_nodelay(&s->up.tcp, 1);
-	uv_read_start((uv_stream_t *)&s->up.tcp, up_alloc_cb, up_read_cb);
+	uv_read_start((uv_stream_t *)&s->up.tcp, conn_alloc_cb, up_read_cb);
 	conn_flush(s, &s->up);
 }
 

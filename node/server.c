@@ -276,7 +276,8 @@ void node_close_sessions(struct node *n, int code, const char *why,
 /* ---------------------------------------------------------------------
  * Input. */
 
-static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* Read buffers of both connections of a session (client and leader link). */
+void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct session *s = h->data;
 	struct conn *c = h == (uv_handle_t *)&s->c.tcp ? &s->c : &s->up;
@@ -575,7 +576,7 @@ static void on_connection(uv_stream_t *server, int status)
 		session_close(s, WIRE_ESHUTDOWN, "shutting down");
 		return;
 	}
-	uv_read_start((uv_stream_t *)&s->c.tcp, alloc_cb, read_cb);
+	uv_read_start((uv_stream_t *)&s->c.tcp, conn_alloc_cb, read_cb);
 }
 
 int node_listen(struct node *n)
