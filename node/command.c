@@ -110,6 +110,9 @@ static void propose_cb(void *arg, int status)
 	}
 	entry_free(e);
 	node_flush(n);
+	if (n->n_paused > 0) {
+		node_resume_sessions(n);
+	}
 }
 
 void node_flush(struct node *n)
@@ -152,6 +155,16 @@ reset:
 	fsm_batch_reset(&n->batch);
 }
 
+int node_saturated(struct node *n)
+{
+	if (fsm_batch_size(&n->batch) + CMD_SLACK <=
+	    n->cfg->max_entry - (size_t)n->cfg->fsm.max_payload) {
+		return 0;
+	}
+	node_flush(n);
+	return n->batch.count > 0;
+}
+
 /* Adds one command to the current batch. Returns 0 or a wire error code. */
 static int batch_add(struct node *n, const struct fsm_cmd *cmd)
 {
@@ -160,12 +173,11 @@ static int batch_add(struct node *n, const struct fsm_cmd *cmd)
 	if (n->cur == NULL && (n->cur = entry_new(n)) == NULL) {
 		return WIRE_ENOMEM;
 	}
-	if (fsm_batch_size(&n->batch) + CMD_SLACK >
-	    n->cfg->max_entry - (size_t)n->cfg->fsm.max_payload) {
-		node_flush(n);
-		if (n->batch.count > 0) {
-			return WIRE_EBUSY;
-		}
+	/* Client commands wait for room; the node's own small commands
+	 * (session down, tick, leader elected) may use the headroom that the
+	 * limit keeps, so that none of them is ever lost. */
+	if (cmd->session != 0 && node_saturated(n)) {
+		return WIRE_EBUSY;
 	}
 	rv = fsm_batch_add(&n->batch, cmd);
 	if (rv != 0) {

@@ -53,6 +53,7 @@ struct session {
 	int hello;
 	int closing;
 	int close_after_write;
+	int paused;            /* not reading: the leader's batch is full */
 	unsigned handles;      /* open uv handles; freed at 0 */
 	struct conn c;         /* the client */
 	struct reqset pending; /* requests not answered yet */
@@ -105,6 +106,7 @@ struct node {
 	/* sessions */
 	struct session *sessions; /* every open session */
 	unsigned n_sessions;
+	unsigned n_paused; /* sessions with `paused` set */
 	struct session *by_id[NODE_SESSION_BUCKETS];
 	uint64_t next_session;
 	int stopping;
@@ -127,6 +129,7 @@ int session_write_error(struct session *s, uint64_t req_id, int code,
 void session_reply_done(struct session *s, uint64_t req_id);
 void session_answer_local(struct session *s, const struct wire_msg *m);
 void session_status(struct session *s, uint64_t req_id);
+void node_resume_sessions(struct node *n);
 
 /* proxy.c */
 int proxy_start(struct session *s);
@@ -137,6 +140,8 @@ void proxy_forward(struct session *s, const char *frame, size_t len,
 void node_submit(struct session *s, const struct wire_msg *m);
 void node_submit_cmd(struct node *n, const struct fsm_cmd *cmd);
 void node_flush(struct node *n);
+/* 1 when the current batch is full and cannot be proposed yet. */
+int node_saturated(struct node *n);
 void node_role_cb(void *data, int role, uint64_t term, uint64_t leader_id,
                   int ready);
 void node_sink_result(void *data, const struct fsm_result *r);

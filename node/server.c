@@ -224,6 +224,10 @@ void session_close(struct session *s, int code, const char *why)
 		return;
 	}
 	s->closing = 1;
+	if (s->paused) {
+		s->paused = 0;
+		n->n_paused--;
+	}
 	LOG_DEBUG("session %llx closing: %s", (unsigned long long)s->id,
 	          why != NULL ? why : "");
 	if (s->mode == SESSION_LOCAL) {
@@ -472,31 +476,20 @@ static void on_frame(struct session *s, const char *frame, size_t body_len)
 	session_answer_local(s, &m);
 }
 
-static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* Handles every complete frame in the input buffer. A LOCAL session stops
+ * (and stops reading) while the leader's batch is full and every proposal
+ * slot is taken: back-pressure instead of errors. node_resume_sessions()
+ * goes on once a proposal completes. */
+static void process_input(struct session *s)
 {
-	struct session *s = stream->data;
 	struct conn *c = &s->c;
+	struct node *n = s->node;
 	size_t off = 0;
-	(void)buf;
 
-	if (nread < 0) {
-		session_close(s, WIRE_EUNKNOWN,
-		              nread == UV_EOF ? "client closed"
-		                              : uv_strerror((int)nread));
-		return;
-	}
-	if (nread == 0) {
-		return;
-	}
-	if (buf->base == NULL) {
-		session_close(s, WIRE_ENOMEM, "out of memory");
-		return;
-	}
-	c->in_len += (size_t)nread;
 	while (!s->closing) {
 		size_t body_len;
 		int r = wire_split(c->in + off, c->in_len - off,
-		                   s->node->cfg->max_frame, &body_len);
+		                   n->cfg->max_frame, &body_len);
 		if (r == WIRE_SPLIT_MORE) {
 			break;
 		}
@@ -504,11 +497,19 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 			LOG_WARN("session %llx: frame of %zu bytes exceeds "
 			         "limit %zu: closing",
 			         (unsigned long long)s->id, body_len,
-			         s->node->cfg->max_frame);
+			         n->cfg->max_frame);
 			wire_encode_frame_error(&c->out, body_len,
-			                        s->node->cfg->max_frame);
+			                        n->cfg->max_frame);
 			session_close(s, WIRE_EFRAME, "frame too large");
 			return;
+		}
+		if (s->mode == SESSION_LOCAL && node_saturated(n)) {
+			if (!s->paused) {
+				s->paused = 1;
+				n->n_paused++;
+				uv_read_stop((uv_stream_t *)&c->tcp);
+			}
+			break;
 		}
 		on_frame(s, c->in + off, body_len);
 		off += WIRE_PREFIX + body_len;
@@ -523,6 +524,49 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		free(c->in);
 		c->in = NULL;
 		c->in_cap = 0;
+	}
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct session *s = stream->data;
+
+	if (nread < 0) {
+		session_close(s, WIRE_EUNKNOWN,
+		              nread == UV_EOF ? "client closed"
+		                              : uv_strerror((int)nread));
+		return;
+	}
+	if (nread == 0) {
+		return;
+	}
+	if (buf->base == NULL) {
+		session_close(s, WIRE_ENOMEM, "out of memory");
+		return;
+	}
+	s->c.in_len += (size_t)nread;
+	process_input(s);
+}
+
+void node_resume_sessions(struct node *n)
+{
+	struct session *s, *next;
+
+	for (s = n->sessions; s != NULL && n->n_paused > 0; s = next) {
+		next = s->next;
+		if (!s->paused) {
+			continue;
+		}
+		if (node_saturated(n)) {
+			return;
+		}
+		s->paused = 0;
+		n->n_paused--;
+		if (s->closing) {
+			continue;
+		}
+		uv_read_start((uv_stream_t *)&s->c.tcp, conn_alloc_cb, read_cb);
+		process_input(s);
 	}
 }
 
