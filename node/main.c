@@ -33,6 +33,11 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+static void rg_log_cb(int level, const char *msg)
+{
+	node_log(level, "raft: %s", msg);
+}
+
 static void check_cb(uv_check_t *h)
 {
 	node_flush(h->data);
@@ -110,6 +115,7 @@ int main(int argc, char **argv)
 	}
 	node_log_init(cfg.log_level, (unsigned long long)cfg.id);
 	signal(SIGPIPE, SIG_IGN);
+	rg_set_log(rg_log_cb);
 	if (mkdir_p(cfg.data_dir) != 0) {
 		LOG_ERROR("data dir %s: %s", cfg.data_dir, strerror(errno));
 		return 1;

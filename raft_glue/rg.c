@@ -13,6 +13,7 @@
 
 #include "rg.h"
 #include "rg_fsm.h"
+#include "rg_log.h"
 #include "rg_transport.h"
 
 /* raft 0.15 (bookworm) has no such macro and several safety bugs; versions
@@ -263,8 +264,7 @@ int rg_propose(struct rg *r, const void *buf, size_t len,
 		/* Any other error comes after raft took (and freed) the buffer
 		 * and left its log inconsistent (raft-notes N4): we cannot go
 		 * on safely. */
-		fprintf(stderr,
-		        "raft_glue: raft_apply: %s (%d): %s; aborting\n",
+		rg__log(3, "raft_apply: %s (%d): %s; aborting",
 		        raft_strerror(rv), rv, raft_errmsg(&r->raft));
 		abort();
 	}
@@ -401,8 +401,7 @@ static void rg__stop_timer_cb(uv_timer_t *h)
 			               r->election_timeout, 0);
 			return;
 		}
-		fprintf(stderr, "raft_glue: raft_transfer: %s (%d)\n",
-		        raft_strerror(rv), rv);
+		rg__log(2, "raft_transfer: %s (%d)", raft_strerror(rv), rv);
 	}
 	rg__close_raft(r);
 }
@@ -653,4 +652,29 @@ err_transport:
 err_free:
 	free(r);
 	return RG_ERROR;
+}
+
+/* ---------------------------------------------------------------------
+ * Logging. */
+
+static void (*rg_log_fn)(int level, const char *msg);
+
+void rg_set_log(void (*fn)(int level, const char *msg))
+{
+	rg_log_fn = fn;
+}
+
+void rg__log(int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (rg_log_fn != NULL) {
+		rg_log_fn(level, msg);
+	} else {
+		fprintf(stderr, "raft_glue: %s\n", msg);
+	}
 }

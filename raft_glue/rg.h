@@ -29,6 +29,10 @@ enum rg_status_code {
 
 const char *rg_strerror(int code);
 
+/* Sends raft_glue's log lines (level 0 debug, 1 info, 2 warn, 3 error; text
+ * without a trailing newline) to `fn`; NULL restores the default, stderr. */
+void rg_set_log(void (*fn)(int level, const char *msg));
+
 enum rg_role {
 	RG_ROLE_UNAVAILABLE = 0,
 	RG_ROLE_FOLLOWER = 1,

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "rg_fsm.h"
+#include "rg_log.h"
 
 #if !defined(RAFT_VERSION_NUMBER) || RAFT_VERSION_NUMBER < 2201
 #error "raft >= 0.22.1 is required (0.15 has safety bugs, see docs/raft.md)"
@@ -34,11 +35,10 @@ static int rg_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 		f->n_malformed++;
 		if (f->n_malformed <= 10 ||
 		    (f->n_malformed & (f->n_malformed - 1)) == 0)
-			fprintf(
-			    stderr,
-			    "raft_glue: malformed entry (%zu bytes) applied "
-			    "as a no-op (%llu so far)\n",
-			    buf->len, (unsigned long long)f->n_malformed);
+			rg__log(2,
+			        "malformed entry (%zu bytes) applied as a "
+			        "no-op (%llu so far)",
+			        buf->len, (unsigned long long)f->n_malformed);
 	}
 	return 0;
 }
@@ -99,14 +99,11 @@ static int rg_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
 
 	rv = fsm_restore(f->fsm, buf->base, buf->len);
 	if (rv != 0) {
-		fprintf(stderr,
-		        "raft_glue: snapshot restore failed (%s, %zu bytes); "
-		        "aborting\n",
+		rg__log(3, "snapshot restore failed (%s, %zu bytes); aborting",
 		        fsm_status_str(rv), buf->len);
 		abort();
 	}
-	fprintf(stderr, "raft_glue: restored snapshot of %zu bytes\n",
-	        buf->len);
+	rg__log(1, "restored snapshot of %zu bytes", buf->len);
 	raft_free(buf->base);
 	f->n_restores++;
 	return 0;

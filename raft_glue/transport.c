@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rg_log.h"
 #include "rg_transport.h"
 
 /* raft 0.22.1's TCP transport never disables Nagle's algorithm. With a few
@@ -37,8 +38,7 @@ static void rg__nodelay(struct uv_stream_s *stream)
 		return;
 	rv = uv_tcp_nodelay((uv_tcp_t *)stream, 1);
 	if (rv != 0)
-		fprintf(stderr, "raft_glue: TCP_NODELAY: %s\n",
-		        uv_strerror(rv));
+		rg__log(2, "TCP_NODELAY: %s", uv_strerror(rv));
 }
 
 static int rg__init(struct raft_uv_transport *outer, raft_id id,
