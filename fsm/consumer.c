@@ -158,22 +158,24 @@ int fsm_deliver(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
 {
 	struct fsm_delivery d;
 	int emit = f->sink != NULL && f->sink->effect != NULL;
+	struct fsm_aux *a;
 
 	memset(&d, 0, sizeof(d));
-	if (fsm_aux_get(f, q, m) != 0)
+	a = fsm_aux_get(f, q, m);
+	if (a == NULL)
 		return FSM_ENOMEM;
 	if (fsm_timer_reserve(f, 1) != 0 ||
 	    fsm_vec_reserve(f, &o->flights, 1) != 0 ||
 	    (emit && fsm_msg_view(f, m, &d.msg) != 0)) {
-		fsm_aux_maybe_free(f, m);
+		fsm_aux_maybe_free(f, q, m);
 		return FSM_ENOMEM;
 	}
 	fsm_queue_take(q, m);
 	m->delivery_count++;
 	fsm_msg_set_state(q, m, FSM_MS_FLIGHT);
-	m->aux->due = deadline;
-	fsm_owner_add(f, o, m->aux);
-	fsm_timer_update(f, m->aux);
+	a->due = deadline;
+	fsm_owner_add(f, o, a);
+	fsm_timer_update(f, a);
 	if (emit) {
 		d.type = FSM_EFFECT_DELIVER;
 		d.session = o->session;

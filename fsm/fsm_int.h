@@ -17,6 +17,9 @@
 void *fsm_mem_alloc(struct fsm *f, size_t size);
 void *fsm_mem_calloc(struct fsm *f, size_t size);
 void fsm_mem_free(struct fsm *f, void *p, size_t size);
+/* Shrinks a block to `size` bytes; never fails (keeps the block when the
+ * allocator cannot move it). */
+void *fsm_mem_shrink(struct fsm *f, void *p, size_t old, size_t size);
 
 /* ---- Open-addressing hash table of element pointers (hash.c). The element
  * knows its own key; `hash` recomputes an element's hash when entries are
@@ -53,29 +56,38 @@ int fsm_vec_push(struct fsm *f, struct fsm_vec *v, void *p);
 void fsm_vec_free(struct fsm *f, struct fsm_vec *v);
 
 /* ---- Messages (queue.c). One allocation: header, id, properties (type,
- * correlation id, reply-to, headers; see queue.c), payload. */
-enum fsm_msg_state { FSM_MS_READY = 0, FSM_MS_DELAYED = 1, FSM_MS_FLIGHT = 2 };
+ * correlation id, reply-to, headers; see queue.c), payload. A message that
+ * left its queue while its id still counts for deduplication shrinks to a
+ * tombstone: header and id only, state FSM_MS_GONE. */
+enum fsm_msg_state {
+	FSM_MS_READY = 0,
+	FSM_MS_DELAYED = 1,
+	FSM_MS_FLIGHT = 2,
+	FSM_MS_GONE = 3
+};
 
 struct fsm_aux;
 
 #define FSM_MAX_PAYLOAD_BITS 26
 
-/* 32 bytes of header. The id and the properties are optional parts of
+/* 24 bytes of header. The id and the properties are optional parts of
  * data[], each announced by a flag and prefixed by its length: [u16 id
- * length, id] [u32 properties length, properties] payload. */
+ * length, id] [u32 properties length, properties] payload. The side record
+ * (struct fsm_aux) of a message is not referenced from here but from the
+ * message's slot in the seq index of its queue. */
 struct fsm_msg {
 	uint64_t seq;
 	uint64_t timestamp;
-	struct fsm_aux *aux; /* timers and owner; NULL when READY, no TTL */
 	uint32_t delivery_count;
 	uint32_t payload_len : FSM_MAX_PAYLOAD_BITS;
 	uint32_t state : 2;
 	uint32_t has_id : 1;
 	uint32_t has_props : 1;
+	uint32_t dd : 1; /* in the queue's dedup index */
 	char data[];
 };
 
-_Static_assert(sizeof(struct fsm_msg) == 32, "message header size");
+_Static_assert(sizeof(struct fsm_msg) == 24, "message header size");
 
 static inline uint32_t fsm_msg_id_len(const struct fsm_msg *m)
 {
@@ -130,18 +142,109 @@ struct fsm_aux {
 	uint64_t expires; /* 0 = no TTL */
 	struct fsm_owner *owner;
 	uint32_t owner_slot;
-	uint32_t heap_idx;
+	uint32_t heap_idx; /* FSM_NOIDX when not in the heap */
+	/* The queue's deadline FIFO (timer.c): in-flight messages without
+	 * TTL whose deadlines come in (due, seq) order. Its head alone is
+	 * in the heap. */
+	struct fsm_aux *tprev, *tnext;
+	uint8_t fifo;
 };
 
-struct fsm_dedup {
-	struct fsm_dedup *next; /* FIFO, oldest first */
-	uint64_t time;
-	uint64_t seq;
-	uint16_t id_len;
-	uint16_t pad;
-	uint32_t hash; /* high half of fsm_hash_bytes(id) */
-	char id[];
+/* ---- The seq index of a queue (index.c): a directory of fixed-size chunks
+ * of slots indexed by seq. A slot holds 0 (no message), a message pointer,
+ * or, tagged with bit 0, the pointer to the message's side record (whose
+ * `msg` leads to the message). A chunk is freed when its last slot empties,
+ * except the top chunk, which receives the next seq; the directory drops
+ * leading empty chunks as the low end advances. Seqs are inserted in
+ * increasing order only. */
+#define FSM_SEQ_CHUNK_BITS 8
+#define FSM_SEQ_CHUNK      (1u << FSM_SEQ_CHUNK_BITS)
+
+struct fsm_seq_chunk {
+	uint32_t live;
+	uint32_t pad;
+	uintptr_t slot[FSM_SEQ_CHUNK];
 };
+
+struct fsm_seqidx {
+	struct fsm_seq_chunk **dir;
+	uint64_t lo;          /* chunk number (seq >> BITS) of dir[off] */
+	uint32_t off, n, cap; /* chunks dir[off .. off + n) */
+	uint64_t count;       /* non-empty slots */
+};
+
+static inline struct fsm_msg *fsm_slot_msg(uintptr_t v)
+{
+	return (v & 1) ? ((struct fsm_aux *)(v - 1))->msg : (struct fsm_msg *)v;
+}
+
+static inline struct fsm_aux *fsm_slot_aux(uintptr_t v)
+{
+	return (v & 1) ? (struct fsm_aux *)(v - 1) : NULL;
+}
+
+/* The slot of seq, or NULL when its chunk does not exist. */
+static inline uintptr_t *fsm_seq_slot(const struct fsm_seqidx *x, uint64_t seq)
+{
+	uint64_t c = (seq >> FSM_SEQ_CHUNK_BITS) - x->lo;
+	struct fsm_seq_chunk *ch;
+
+	if (c >= x->n)
+		return NULL;
+	ch = x->dir[x->off + c];
+	return ch != NULL ? &ch->slot[seq & (FSM_SEQ_CHUNK - 1)] : NULL;
+}
+
+static inline uintptr_t fsm_seq_get(const struct fsm_seqidx *x, uint64_t seq)
+{
+	const uintptr_t *s = fsm_seq_slot(x, seq);
+
+	return s != NULL ? *s : 0;
+}
+
+void fsm_seq_free(struct fsm *f, struct fsm_seqidx *x);
+/* Makes sure the slot of `seq` exists, `seq` being at least every seq
+ * inserted so far: 0, FSM_ENOMEM, or FSM_EINVAL for a seq below the top
+ * chunk. */
+int fsm_seq_reserve(struct fsm *f, struct fsm_seqidx *x, uint64_t seq);
+/* Fills the empty slot of `seq` (reserved) with v != 0. */
+void fsm_seq_put(struct fsm_seqidx *x, uint64_t seq, uintptr_t v);
+/* Empties the slot of `seq`. */
+void fsm_seq_clear(struct fsm *f, struct fsm_seqidx *x, uint64_t seq);
+/* The first non-empty slot at or after *seq: returns its value and sets
+ * *seq, or returns 0 when there is none. */
+uintptr_t fsm_seq_next(const struct fsm_seqidx *x, uint64_t *seq);
+int fsm_seq_check(const struct fsm_seqidx *x);
+
+/* ---- The dedup index of a queue (index.c): open addressing over 8-byte
+ * slots, each the high half of the id's hash (with bit 0 set, so a slot is
+ * never 0) above the low 32 bits of the entry's seq. Entries are the
+ * queue's messages with `dd` set and its tombstones; every entry's seq lies
+ * in (last_seq - 2^32, last_seq], which gives back the full seq. */
+#define FSM_DD_SPAN (1ull << 32)
+
+struct fsm_ddtab {
+	uint64_t *slots;
+	uint32_t cap; /* 0 or at least 8 */
+	uint32_t count;
+};
+
+static inline uint32_t fsm_dd_hash(const char *id, uint32_t len)
+{
+	return (uint32_t)(fsm_hash_bytes(id, len) >> 32) | 1u;
+}
+
+void fsm_dd_free(struct fsm *f, struct fsm_ddtab *t);
+int fsm_dd_reserve(struct fsm *f, struct fsm_ddtab *t, uint32_t extra);
+void fsm_dd_insert(struct fsm_ddtab *t, uint32_t h, uint64_t seq);
+void fsm_dd_remove(struct fsm *f, struct fsm_ddtab *t, uint32_t h,
+                   uint64_t seq);
+/* Calls `match` on the seq of every entry with hash h until it returns
+ * non-zero; returns that seq, or 0. */
+uint64_t fsm_dd_find(const struct fsm_ddtab *t, uint32_t h, uint64_t last_seq,
+                     int (*match)(const void *ctx, uint64_t seq),
+                     const void *ctx);
+int fsm_dd_contains(const struct fsm_ddtab *t, uint32_t h, uint64_t seq);
 
 struct fsm_queue {
 	uint32_t id;
@@ -151,8 +254,11 @@ struct fsm_queue {
 	uint32_t dlq_len;
 	uint8_t had_consumer;
 	uint8_t dirty;
-	/* Messages. */
-	struct fsm_htab msgs; /* by seq */
+	/* Messages and tombstones, by seq. */
+	struct fsm_seqidx idx;
+	uint64_t n_tomb;
+	/* Deadline FIFO (timer.c). */
+	struct fsm_aux *tq_head, *tq_tail;
 	uint64_t last_seq;
 	uint64_t cursor; /* first seq never considered for a first delivery */
 	uint64_t *rq;    /* min-heap of requeued seqs (lazy deletion) */
@@ -161,9 +267,9 @@ struct fsm_queue {
 	uint64_t bytes, ready_bytes;
 	uint64_t published, acked, dead_lettered, expired, dropped,
 	    deduplicated;
-	/* Dedup index. */
-	struct fsm_htab dedup;
-	struct fsm_dedup *dd_head, *dd_tail;
+	/* Dedup index; no entry has a seq below dd_low. */
+	struct fsm_ddtab dedup;
+	uint64_t dd_low;
 	/* Consumers in id order, and the round-robin cursor. */
 	struct fsm_vec consumers;
 	uint32_t rr;
@@ -232,8 +338,18 @@ void fsm_mark_dirty(struct fsm *f, struct fsm_queue *q);
 void fsm_run_dirty(struct fsm *f);
 int fsm_name_ok(const struct fsm *f, const char *s, uint32_t n);
 
-/* ---- timer.c: the global min-heap of message timers. */
+/* ---- timer.c: the global min-heap of message timers, and per queue a FIFO
+ * of deadlines that come in order (the common case: one ack timeout, a
+ * clock that never goes back), of which only the head is in the heap. */
 uint64_t fsm_aux_key(const struct fsm_aux *a);
+/* Whether a's timer is set (in the heap or in its queue's FIFO). */
+static inline int fsm_timer_armed(const struct fsm_aux *a)
+{
+	return a->heap_idx != FSM_NOIDX || a->fifo;
+}
+/* Checks q's FIFO; *len = its length. */
+int fsm_timer_check(const struct fsm *f, const struct fsm_queue *q,
+                    uint64_t *len);
 int fsm_timer_reserve(struct fsm *f, uint32_t extra);
 /* Inserts, moves or removes `a` according to fsm_aux_key(a) (0 = none). */
 void fsm_timer_update(struct fsm *f, struct fsm_aux *a);
@@ -248,7 +364,13 @@ uint64_t fsm_queue_id_hash(const void *e);
 struct fsm_queue *fsm_queue_find(const struct fsm *f, const char *name,
                                  uint32_t len);
 struct fsm_queue *fsm_queue_by_id(const struct fsm *f, uint32_t id);
+/* The message (not a tombstone) of q with that seq, or NULL. */
 struct fsm_msg *fsm_msg_find(const struct fsm_queue *q, uint64_t seq);
+/* Messages in q (tombstones aside). */
+static inline uint64_t fsm_queue_count(const struct fsm_queue *q)
+{
+	return q->n_ready + q->n_delayed + q->n_flight;
+}
 struct fsm_queue *fsm_queue_create(struct fsm *f, uint32_t id, const char *name,
                                    uint32_t len, const struct fsm_queue_opts *o,
                                    uint32_t dlq_len);
@@ -264,10 +386,18 @@ int fsm_msg_view(struct fsm *f, const struct fsm_msg *m,
                  struct fsm_msg_view *v);
 void fsm_q_account(struct fsm_queue *q, const struct fsm_msg *m, int sign);
 void fsm_msg_set_state(struct fsm_queue *q, struct fsm_msg *m, uint8_t st);
-/* Removes a message from its queue and frees it (owner, timer, index). */
+/* Removes a message from its queue and frees it (owner, timer, index); a
+ * message whose id is still in the dedup window leaves its tombstone. */
 void fsm_msg_remove(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m);
-int fsm_aux_get(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m);
-void fsm_aux_maybe_free(struct fsm *f, struct fsm_msg *m);
+/* The side record of m (in q), or NULL. */
+struct fsm_aux *fsm_msg_aux(const struct fsm_queue *q, const struct fsm_msg *m);
+/* The side record of m (in q), created if needed; NULL when out of memory. */
+struct fsm_aux *fsm_aux_get(struct fsm *f, struct fsm_queue *q,
+                            struct fsm_msg *m);
+/* A side record for m, not yet referenced by any slot. */
+struct fsm_aux *fsm_aux_new(struct fsm *f, struct fsm_queue *q,
+                            struct fsm_msg *m);
+void fsm_aux_maybe_free(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m);
 void fsm_rq_push(struct fsm *f, struct fsm_queue *q, uint64_t seq);
 /* The next READY message to hand out, or NULL. Does not remove it. */
 struct fsm_msg *fsm_queue_next_ready(struct fsm *f, struct fsm_queue *q);
@@ -275,20 +405,24 @@ struct fsm_msg *fsm_queue_next_ready(struct fsm *f, struct fsm_queue *q);
 void fsm_queue_take(struct fsm_queue *q, struct fsm_msg *m);
 /* Whether q accepts one more message of that size: FSM_OK or FSM_EFULL. */
 int fsm_queue_admit(const struct fsm_queue *q, uint32_t payload_len);
-/* Reserves table room in q and in the timer heap for one message. */
+/* Reserves room in q (seq index) and in the timer heap for one message. */
 int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q);
 /* Allocates a message (with `extra` headers appended to those of `in`)
- * with its side record if it will need one; not yet in any queue. */
+ * and, in *aux, its side record if it will need one (else NULL); not yet in
+ * any queue. */
 struct fsm_msg *fsm_msg_build(struct fsm *f, const struct fsm_queue *q,
                               const struct fsm_msg_in *in,
-                              const struct fsm_header *extra, uint32_t n_extra);
-void fsm_msg_discard(struct fsm *f, struct fsm_msg *m);
-/* Puts a built message into q after fsm_queue_reserve (cannot fail):
- * applies drop-head, assigns the seq, starts timers. */
-void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m);
-/* Puts a restored message into q as is (snapshot restore). */
-void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q,
-                          struct fsm_msg *m);
+                              const struct fsm_header *extra, uint32_t n_extra,
+                              struct fsm_aux **aux);
+void fsm_msg_discard(struct fsm *f, struct fsm_msg *m, struct fsm_aux *a);
+/* Puts a built message into q after fsm_queue_reserve (and, with `dedup`,
+ * fsm_dd_reserve) (cannot fail): applies drop-head, assigns the seq,
+ * starts timers, enters the id into the dedup index when `dedup`. */
+void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
+                      struct fsm_aux *a, int dedup);
+/* Puts a restored message or tombstone into q as is (snapshot restore). */
+void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
+                          struct fsm_aux *a);
 size_t fsm_msg_size(const struct fsm_msg *m);
 /* Allocates a message holding id and payload, with room for `props_len`
  * bytes of properties at *props (caller fills them). NULL when out of
@@ -299,9 +433,9 @@ struct fsm_msg *fsm_msg_alloc(struct fsm *f, const char *id, uint32_t id_len,
 int fsm_cmd_queue(struct fsm *f, const struct fsm_cmd *c, struct fsm_result *r);
 int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
                     struct fsm_result *r);
-void fsm_dedup_add_raw(struct fsm *f, struct fsm_queue *q, struct fsm_dedup *d);
-uint64_t fsm_dedup_key(const char *id, uint32_t len);
-int fsm_dedup_has(const struct fsm_queue *q, const char *id, uint32_t len);
+/* The seq of q's dedup entry for that id (expired or not), or 0. */
+uint64_t fsm_dedup_lookup(const struct fsm_queue *q, const char *id,
+                          uint32_t len, uint32_t h);
 int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q);
 void fsm_queue_stats_fill(const struct fsm_queue *q, struct fsm_queue_stats *s);
 /* Sorted arrays of all queues / topics (caller frees with free()). */

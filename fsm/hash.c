@@ -31,6 +31,14 @@ void fsm_mem_free(struct fsm *f, void *p, size_t size)
 	free(p);
 }
 
+void *fsm_mem_shrink(struct fsm *f, void *p, size_t old, size_t size)
+{
+	void *n = realloc(p, size);
+
+	f->mem -= old - size;
+	return n != NULL ? n : p;
+}
+
 /* FNV-1a, then a final mix; the seed is fixed so that nothing depends on the
  * process. Iteration order of the tables never reaches state or snapshots
  * anyway: every walk that matters sorts first. */

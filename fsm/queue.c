@@ -1,6 +1,6 @@
 /* fsm/queue: queues, their message store (seq index, first-delivery cursor,
- * requeue heap), overflow policies, deduplication, declare/delete/purge and
- * publish. */
+ * requeue heap), overflow policies, deduplication (messages and their
+ * tombstones), declare/delete/purge and publish. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,31 +24,13 @@ static int q_match_id(const void *e, const void *k)
 	return ((const struct fsm_queue *)e)->id == *(const uint32_t *)k;
 }
 
-static int m_match_seq(const void *e, const void *k)
+/* Saturating: a huge dedup window never wraps around. */
+static int dd_expired(const struct fsm *f, const struct fsm_queue *q,
+                      uint64_t time)
 {
-	return ((const struct fsm_msg *)e)->seq == *(const uint64_t *)k;
-}
+	uint64_t end = time + q->opts.dedup_window;
 
-struct ddkey {
-	const char *s;
-	uint32_t n;
-	uint32_t hash;
-};
-
-static int dd_match(const void *e, const void *k)
-{
-	const struct fsm_dedup *d = e;
-	const struct ddkey *key = k;
-
-	return d->hash == key->hash && d->id_len == key->n &&
-	       memcmp(d->id, key->s, key->n) == 0;
-}
-
-/* Dedup entries keep the high half of the id's hash (the half the table
- * places by), so that growing and removals never rehash the ids. */
-uint64_t fsm_dedup_key(const char *id, uint32_t len)
-{
-	return fsm_hash_bytes(id, len) & 0xffffffff00000000ull;
+	return end >= time && end <= f->now;
 }
 
 uint64_t fsm_queue_name_hash(const void *e)
@@ -61,16 +43,6 @@ uint64_t fsm_queue_name_hash(const void *e)
 uint64_t fsm_queue_id_hash(const void *e)
 {
 	return fsm_hash_u64(((const struct fsm_queue *)e)->id);
-}
-
-static uint64_t m_hash(const void *e)
-{
-	return fsm_hash_u64(((const struct fsm_msg *)e)->seq);
-}
-
-static uint64_t dd_hash(const void *e)
-{
-	return (uint64_t)((const struct fsm_dedup *)e)->hash << 32;
 }
 
 struct fsm_queue *fsm_queue_find(const struct fsm *f, const char *name,
@@ -89,7 +61,13 @@ struct fsm_queue *fsm_queue_by_id(const struct fsm *f, uint32_t id)
 
 struct fsm_msg *fsm_msg_find(const struct fsm_queue *q, uint64_t seq)
 {
-	return fsm_htab_find(&q->msgs, fsm_hash_u64(seq), m_match_seq, &seq);
+	uintptr_t v = fsm_seq_get(&q->idx, seq);
+	struct fsm_msg *m;
+
+	if (v == 0)
+		return NULL;
+	m = fsm_slot_msg(v);
+	return m->state != FSM_MS_GONE ? m : NULL;
 }
 
 void fsm_queue_resolve_opts(const struct fsm *f, struct fsm_queue_opts *o)
@@ -136,8 +114,7 @@ struct fsm_queue *fsm_queue_create(struct fsm *f, uint32_t id, const char *name,
 	q->dlq_len = dlq_len;
 	q->id = id;
 	q->cursor = 1;
-	fsm_htab_init(&q->msgs, m_hash);
-	fsm_htab_init(&q->dedup, dd_hash);
+	q->dd_low = 1;
 	fsm_htab_insert(&f->queues, q);
 	fsm_htab_insert(&f->queue_ids, q);
 	return q;
@@ -346,36 +323,174 @@ void fsm_msg_set_state(struct fsm_queue *q, struct fsm_msg *m, uint8_t st)
 	fsm_q_account(q, m, 1);
 }
 
-int fsm_aux_get(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
+struct fsm_aux *fsm_msg_aux(const struct fsm_queue *q, const struct fsm_msg *m)
 {
-	struct fsm_aux *a;
+	return fsm_slot_aux(fsm_seq_get(&q->idx, m->seq));
+}
 
-	if (m->aux != NULL)
-		return 0;
-	a = fsm_mem_calloc(f, sizeof(*a));
+struct fsm_aux *fsm_aux_get(struct fsm *f, struct fsm_queue *q,
+                            struct fsm_msg *m)
+{
+	uintptr_t *slot = fsm_seq_slot(&q->idx, m->seq);
+	struct fsm_aux *a = fsm_slot_aux(*slot);
+
+	if (a != NULL)
+		return a;
+	a = fsm_aux_new(f, q, m);
+	if (a != NULL)
+		*slot = (uintptr_t)a | 1;
+	return a;
+}
+
+struct fsm_aux *fsm_aux_new(struct fsm *f, struct fsm_queue *q,
+                            struct fsm_msg *m)
+{
+	struct fsm_aux *a = fsm_mem_calloc(f, sizeof(*a));
+
 	if (a == NULL)
-		return FSM_ENOMEM;
+		return NULL;
 	a->msg = m;
 	a->q = q;
 	a->heap_idx = FSM_NOIDX;
-	m->aux = a;
-	return 0;
+	return a;
 }
 
-void fsm_aux_maybe_free(struct fsm *f, struct fsm_msg *m)
+void fsm_aux_maybe_free(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 {
-	struct fsm_aux *a = m->aux;
+	uintptr_t *slot = fsm_seq_slot(&q->idx, m->seq);
+	struct fsm_aux *a = fsm_slot_aux(*slot);
 
 	if (a == NULL || m->state != FSM_MS_READY || a->expires != 0 ||
-	    a->owner != NULL || a->heap_idx != FSM_NOIDX)
+	    a->owner != NULL || fsm_timer_armed(a))
 		return;
-	m->aux = NULL;
+	*slot = (uintptr_t)m;
 	fsm_mem_free(f, a, sizeof(*a));
+}
+
+/* ---- Deduplication. The entries are the queue's messages marked `dd`
+ * and its tombstones; seq order is time order (the clock never goes back),
+ * so the oldest entry is the first marked slot at or after dd_low. */
+
+static void dd_forget(struct fsm *f, struct fsm_queue *q, uint64_t seq,
+                      struct fsm_msg *m)
+{
+	fsm_dd_remove(f, &q->dedup,
+	              fsm_dd_hash(fsm_msg_id(m), fsm_msg_id_len(m)), seq);
+	m->dd = 0;
+	if (m->state != FSM_MS_GONE)
+		return;
+	fsm_seq_clear(f, &q->idx, seq);
+	q->n_tomb--;
+	fsm_mem_free(f, m, fsm_msg_size(m));
+}
+
+/* The oldest entry, or NULL. */
+static struct fsm_msg *dd_oldest(struct fsm_queue *q, uint64_t *seq)
+{
+	uint64_t s = q->dd_low;
+	uintptr_t v;
+
+	if (q->dedup.count == 0)
+		return NULL;
+	while ((v = fsm_seq_next(&q->idx, &s)) != 0) {
+		struct fsm_msg *m = fsm_slot_msg(v);
+
+		if (m->dd) {
+			q->dd_low = s;
+			*seq = s;
+			return m;
+		}
+		s++;
+	}
+	return NULL;
+}
+
+/* Forgets entries past the window, and entries too far behind last_seq
+ * for the index's 32-bit seqs. */
+static void dd_expire(struct fsm *f, struct fsm_queue *q)
+{
+	struct fsm_msg *m;
+	uint64_t seq;
+
+	while ((m = dd_oldest(q, &seq)) != NULL &&
+	       (dd_expired(f, q, m->timestamp) ||
+	        q->last_seq - seq >= FSM_DD_SPAN))
+		dd_forget(f, q, seq, m);
+}
+
+static void dd_add(struct fsm_queue *q, struct fsm_msg *m)
+{
+	if (q->dedup.count == 0)
+		q->dd_low = m->seq;
+	fsm_dd_insert(&q->dedup, fsm_dd_hash(fsm_msg_id(m), fsm_msg_id_len(m)),
+	              m->seq);
+	m->dd = 1;
+}
+
+struct dd_key {
+	const struct fsm_queue *q;
+	const char *id;
+	uint32_t len;
+};
+
+static int dd_match(const void *ctx, uint64_t seq)
+{
+	const struct dd_key *k = ctx;
+	uintptr_t v = fsm_seq_get(&k->q->idx, seq);
+	const struct fsm_msg *m;
+
+	if (v == 0)
+		return 0;
+	m = fsm_slot_msg(v);
+	return fsm_msg_id_len(m) == k->len &&
+	       memcmp(fsm_msg_id(m), k->id, k->len) == 0;
+}
+
+/* The seq of the entry with that id, or 0. */
+uint64_t fsm_dedup_lookup(const struct fsm_queue *q, const char *id,
+                          uint32_t len, uint32_t h)
+{
+	struct dd_key k = {q, id, len};
+
+	return fsm_dd_find(&q->dedup, h, q->last_seq, dd_match, &k);
+}
+
+/* A live entry (within the window) with that id: its seq, or 0. */
+static uint64_t dedup_find(const struct fsm *f, const struct fsm_queue *q,
+                           const char *id, uint32_t len, uint32_t h)
+{
+	uint64_t seq;
+
+	if (len == 0 || f->cfg.max_dedup_entries == 0 || q->dedup.count == 0)
+		return 0;
+	seq = fsm_dedup_lookup(q, id, len, h);
+	if (seq != 0 &&
+	    dd_expired(f, q,
+	               fsm_slot_msg(fsm_seq_get(&q->idx, seq))->timestamp))
+		return 0;
+	return seq;
+}
+
+/* A message leaving its queue while its id counts for deduplication
+ * shrinks to a tombstone in its slot: header and id only. */
+static void msg_bury(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
+{
+	size_t old = fsm_msg_size(m);
+	uintptr_t *slot;
+
+	m->state = FSM_MS_GONE;
+	m->has_props = 0;
+	m->payload_len = 0;
+	m->delivery_count = 0;
+	slot = fsm_seq_slot(&q->idx, m->seq);
+	*slot = (uintptr_t)fsm_mem_shrink(f, m, old, fsm_msg_size(m));
+	q->n_tomb++;
 }
 
 void fsm_msg_remove(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 {
-	struct fsm_aux *a = m->aux;
+	struct fsm_aux *a = fsm_msg_aux(q, m);
+	uint64_t seq = m->seq;
 
 	if (a != NULL) {
 		if (a->owner != NULL) {
@@ -383,11 +498,20 @@ void fsm_msg_remove(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 			fsm_mark_dirty(f, q);
 		}
 		fsm_timer_remove(f, a);
+		*fsm_seq_slot(&q->idx, seq) = (uintptr_t)m;
 		fsm_mem_free(f, a, sizeof(*a));
 	}
 	fsm_q_account(q, m, -1);
 	q->bytes -= m->payload_len;
-	fsm_htab_remove(f, &q->msgs, m);
+	if (m->dd && !dd_expired(f, q, m->timestamp)) {
+		msg_bury(f, q, m);
+		return;
+	}
+	if (m->dd)
+		fsm_dd_remove(f, &q->dedup,
+		              fsm_dd_hash(fsm_msg_id(m), fsm_msg_id_len(m)),
+		              seq);
+	fsm_seq_clear(f, &q->idx, seq);
 	fsm_mem_free(f, m, fsm_msg_size(m));
 }
 
@@ -491,7 +615,8 @@ int fsm_queue_admit(const struct fsm_queue *q, uint32_t payload_len)
 
 int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q)
 {
-	if (fsm_htab_reserve(f, &q->msgs, 1) != 0 ||
+	if (q->last_seq == UINT64_MAX - 1 ||
+	    fsm_seq_reserve(f, &q->idx, q->last_seq + 1) != 0 ||
 	    fsm_timer_reserve(f, 1) != 0)
 		return FSM_ENOMEM;
 	return 0;
@@ -499,14 +624,17 @@ int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q)
 
 struct fsm_msg *fsm_msg_build(struct fsm *f, const struct fsm_queue *q,
                               const struct fsm_msg_in *in,
-                              const struct fsm_header *extra, uint32_t n_extra)
+                              const struct fsm_header *extra, uint32_t n_extra,
+                              struct fsm_aux **aux)
 {
 	size_t props = fsm_props_size(in, extra, n_extra);
 	uint64_t ttl = in->ttl ? in->ttl : q->opts.message_ttl;
 	uint64_t delay = in->delay ? in->delay : q->opts.delay;
 	struct fsm_msg *m;
+	struct fsm_aux *a;
 	char *pp;
 
+	*aux = NULL;
 	if (props > UINT32_MAX / 2)
 		return NULL;
 	m = fsm_msg_alloc(f, in->id, in->id_len, (uint32_t)props, in->payload,
@@ -516,26 +644,28 @@ struct fsm_msg *fsm_msg_build(struct fsm *f, const struct fsm_queue *q,
 	if (props)
 		fsm_props_write(pp, in, extra, n_extra);
 	if (ttl != 0 || delay != 0) {
-		if (fsm_aux_get(f, (struct fsm_queue *)q, m) != 0) {
+		a = fsm_aux_new(f, (struct fsm_queue *)q, m);
+		if (a == NULL) {
 			fsm_mem_free(f, m, fsm_msg_size(m));
 			return NULL;
 		}
-		m->aux->expires = ttl ? f->now + ttl : 0;
-		m->aux->due = delay ? f->now + delay : 0;
+		a->expires = ttl ? f->now + ttl : 0;
+		a->due = delay ? f->now + delay : 0;
 		/* A TTL that lands on the clock (overflowing sums aside)
 		 * must still be a future event. */
-		if (ttl && m->aux->expires <= f->now)
-			m->aux->expires = UINT64_MAX;
-		if (delay && m->aux->due <= f->now)
-			m->aux->due = UINT64_MAX;
+		if (ttl && a->expires <= f->now)
+			a->expires = UINT64_MAX;
+		if (delay && a->due <= f->now)
+			a->due = UINT64_MAX;
+		*aux = a;
 	}
 	return m;
 }
 
-void fsm_msg_discard(struct fsm *f, struct fsm_msg *m)
+void fsm_msg_discard(struct fsm *f, struct fsm_msg *m, struct fsm_aux *a)
 {
-	if (m->aux != NULL)
-		fsm_mem_free(f, m->aux, sizeof(*m->aux));
+	if (a != NULL)
+		fsm_mem_free(f, a, sizeof(*a));
 	fsm_mem_free(f, m, fsm_msg_size(m));
 }
 
@@ -554,90 +684,61 @@ static void drop_head(struct fsm *f, struct fsm_queue *q, uint32_t len)
 	}
 }
 
-void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
+void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
+                      struct fsm_aux *a, int dedup)
 {
 	if (q->opts.overflow == FSM_OVERFLOW_DROP_HEAD)
 		drop_head(f, q, m->payload_len);
 	m->seq = ++q->last_seq;
 	m->timestamp = f->now;
-	m->state =
-	    m->aux != NULL && m->aux->due != 0 ? FSM_MS_DELAYED : FSM_MS_READY;
-	if (m->aux != NULL)
-		m->aux->q = q;
-	fsm_htab_insert(&q->msgs, m);
+	m->state = a != NULL && a->due != 0 ? FSM_MS_DELAYED : FSM_MS_READY;
+	if (a != NULL) {
+		a->q = q;
+		fsm_seq_put(&q->idx, m->seq, (uintptr_t)a | 1);
+	} else {
+		fsm_seq_put(&q->idx, m->seq, (uintptr_t)m);
+	}
 	fsm_q_account(q, m, 1);
 	q->bytes += m->payload_len;
 	q->published++;
-	if (m->aux != NULL)
-		fsm_timer_update(f, m->aux);
+	if (a != NULL)
+		fsm_timer_update(f, a);
+	if (q->dedup.count > 0)
+		dd_expire(f, q);
+	if (dedup) {
+		if (q->dedup.count >= f->cfg.max_dedup_entries) {
+			uint64_t seq;
+			struct fsm_msg *old = dd_oldest(q, &seq);
+
+			if (old != NULL)
+				dd_forget(f, q, seq, old);
+		}
+		dd_add(q, m);
+	}
 	fsm_mark_dirty(f, q);
 }
 
-void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
+/* Restore: m carries its seq, state and `dd` flag; seqs come in increasing
+ * order, after fsm_seq_reserve() and fsm_dd_reserve(). */
+void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
+                          struct fsm_aux *a)
 {
-	fsm_htab_insert(&q->msgs, m);
+	fsm_seq_put(&q->idx, m->seq,
+	            a != NULL ? (uintptr_t)a | 1 : (uintptr_t)m);
+	if (m->dd) {
+		m->dd = 0;
+		dd_add(q, m);
+	}
+	if (m->state == FSM_MS_GONE) {
+		q->n_tomb++;
+		return;
+	}
 	fsm_q_account(q, m, 1);
 	q->bytes += m->payload_len;
 	if (m->state == FSM_MS_READY && m->seq < q->cursor)
 		fsm_rq_push(f, q, m->seq);
-	if (m->aux != NULL)
-		fsm_timer_update(f, m->aux);
-}
-
-/* ---- Deduplication: a FIFO by time (the clock never goes back, so the
- * oldest entries are at the head) plus a hash index by id. */
-
-static struct fsm_dedup *dedup_find(const struct fsm *f,
-                                    const struct fsm_queue *q, const char *id,
-                                    uint32_t len, uint64_t h)
-{
-	struct ddkey k = {id, len, (uint32_t)(h >> 32)};
-	struct fsm_dedup *d;
-
-	if (len == 0 || f->cfg.max_dedup_entries == 0 || q->dedup.count == 0)
-		return NULL;
-	d = fsm_htab_find(&q->dedup, h, dd_match, &k);
-	if (d != NULL && d->time + q->opts.dedup_window <= f->now)
-		return NULL;
-	return d;
-}
-
-int fsm_dedup_has(const struct fsm_queue *q, const char *id, uint32_t len)
-{
-	uint64_t h = fsm_dedup_key(id, len);
-	struct ddkey k = {id, len, (uint32_t)(h >> 32)};
-
-	return fsm_htab_find(&q->dedup, h, dd_match, &k) != NULL;
-}
-
-static void dedup_pop(struct fsm *f, struct fsm_queue *q)
-{
-	struct fsm_dedup *d = q->dd_head;
-
-	q->dd_head = d->next;
-	if (q->dd_head == NULL)
-		q->dd_tail = NULL;
-	fsm_htab_remove(f, &q->dedup, d);
-	fsm_mem_free(f, d, sizeof(*d) + d->id_len);
-}
-
-static void dedup_expire(struct fsm *f, struct fsm_queue *q)
-{
-	while (q->dd_head != NULL &&
-	       q->dd_head->time + q->opts.dedup_window <= f->now)
-		dedup_pop(f, q);
-}
-
-void fsm_dedup_add_raw(struct fsm *f, struct fsm_queue *q, struct fsm_dedup *d)
-{
-	(void)f;
-	d->next = NULL;
-	if (q->dd_tail != NULL)
-		q->dd_tail->next = d;
-	else
-		q->dd_head = d;
-	q->dd_tail = d;
-	fsm_htab_insert(&q->dedup, d);
+	if (a != NULL)
+		fsm_timer_update(f, a);
 }
 
 /* ---- Commands. */
@@ -695,57 +796,36 @@ static int queue_declare(struct fsm *f, const struct fsm_cmd *c,
 	return FSM_OK;
 }
 
-/* Collects the messages of q for which keep() is false into a malloc'd
- * array (plain malloc: it lives for one call). */
-static struct fsm_msg **collect(const struct fsm_queue *q, int all, uint32_t *n)
-{
-	struct fsm_msg **v;
-	uint32_t i, k = 0;
-
-	v = malloc(((size_t)q->msgs.count + 1) * sizeof(*v));
-	if (v == NULL)
-		return NULL;
-	for (i = 0; i < q->msgs.cap; i++) {
-		struct fsm_msg *m = q->msgs.slots[i];
-
-		if (m != NULL && (all || m->state != FSM_MS_FLIGHT))
-			v[k++] = m;
-	}
-	*n = k;
-	return v;
-}
-
 void fsm_queue_destroy(struct fsm *f, struct fsm_queue *q, int emit)
 {
+	uint64_t seq = 0;
+	uintptr_t v;
 	uint32_t i;
 
 	/* Detach the in-flight messages from their owners first, so that
 	 * cancelling the consumers requeues nothing. */
-	for (i = 0; i < q->msgs.cap; i++) {
-		struct fsm_msg *m = q->msgs.slots[i];
+	for (seq = 0; (v = fsm_seq_next(&q->idx, &seq)) != 0; seq++) {
+		struct fsm_aux *a = fsm_slot_aux(v);
 
-		if (m != NULL && m->aux != NULL && m->aux->owner != NULL)
-			fsm_owner_remove(f, m->aux);
+		if (a != NULL && a->owner != NULL)
+			fsm_owner_remove(f, a);
 	}
 	q->had_consumer = 0; /* no auto-delete from inside the delete */
 	while (q->consumers.n > 0)
 		fsm_consumer_cancel(f, q->consumers.v[q->consumers.n - 1], emit,
 		                    FSM_ENOQUEUE);
-	for (i = 0; i < q->msgs.cap; i++) {
-		struct fsm_msg *m = q->msgs.slots[i];
+	for (seq = 0; (v = fsm_seq_next(&q->idx, &seq)) != 0; seq++) {
+		struct fsm_aux *a = fsm_slot_aux(v);
+		struct fsm_msg *m = fsm_slot_msg(v);
 
-		if (m == NULL)
-			continue;
-		if (m->aux != NULL) {
-			fsm_timer_remove(f, m->aux);
-			fsm_mem_free(f, m->aux, sizeof(*m->aux));
+		if (a != NULL) {
+			fsm_timer_remove(f, a);
+			fsm_mem_free(f, a, sizeof(*a));
 		}
 		fsm_mem_free(f, m, fsm_msg_size(m));
 	}
-	fsm_htab_free(f, &q->msgs);
-	while (q->dd_head != NULL)
-		dedup_pop(f, q);
-	fsm_htab_free(f, &q->dedup);
+	fsm_seq_free(f, &q->idx);
+	fsm_dd_free(f, &q->dedup);
 	fsm_vec_free(f, &q->consumers);
 	fsm_mem_free(f, q->rq, (size_t)q->rq_cap * 8);
 	fsm_topic_unbind_queue(f, q->id);
@@ -771,31 +851,35 @@ static int queue_delete(struct fsm *f, const struct fsm_cmd *c,
 	q = fsm_queue_find(f, c->u.qdelete.name, c->u.qdelete.name_len);
 	if (q == NULL)
 		return FSM_ENOQUEUE;
-	if (c->u.qdelete.if_empty && q->msgs.count > 0)
+	if (c->u.qdelete.if_empty && fsm_queue_count(q) > 0)
 		return FSM_ENOTEMPTY;
-	r->u.removed.removed = q->msgs.count;
+	r->u.removed.removed = fsm_queue_count(q);
 	fsm_queue_destroy(f, q, 1);
 	return FSM_OK;
 }
 
+/* Removes READY and delayed messages in seq order; removals only empty
+ * slots or turn them into tombstones, so the walk goes on by seq. */
 static int queue_purge(struct fsm *f, const struct fsm_cmd *c,
                        struct fsm_result *r)
 {
 	struct fsm_queue *q;
-	struct fsm_msg **v;
-	uint32_t n = 0, i;
+	uint64_t n = 0, seq;
+	uintptr_t v;
 
 	if (!fsm_name_ok(f, c->u.qdelete.name, c->u.qdelete.name_len))
 		return FSM_EINVAL;
 	q = fsm_queue_find(f, c->u.qdelete.name, c->u.qdelete.name_len);
 	if (q == NULL)
 		return FSM_ENOQUEUE;
-	v = collect(q, 0, &n);
-	if (v == NULL)
-		return FSM_ENOMEM;
-	for (i = 0; i < n; i++)
-		fsm_msg_remove(f, q, v[i]);
-	free(v);
+	for (seq = 0; (v = fsm_seq_next(&q->idx, &seq)) != 0; seq++) {
+		struct fsm_msg *m = fsm_slot_msg(v);
+
+		if (m->state == FSM_MS_READY || m->state == FSM_MS_DELAYED) {
+			fsm_msg_remove(f, q, m);
+			n++;
+		}
+	}
 	q->rq_n = 0;
 	q->cursor = q->last_seq + 1;
 	r->u.removed.removed = n;
@@ -822,9 +906,9 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 	const struct fsm_msg_in *in = &c->u.publish.msg;
 	struct fsm_queue *tg_s[8], **tg = tg_s;
 	struct fsm_msg *mv_s[8], **mv = mv_s;
-	struct fsm_dedup *dv_s[8], **dv = dv_s, *dup_s[8], **dup = dup_s;
-	uint32_t n = 0, i;
-	uint64_t h = 0;
+	struct fsm_aux *av_s[8], **av = av_s;
+	uint64_t dup_s[8], *dup = dup_s;
+	uint32_t n = 0, i, h = 0;
 	int rc = FSM_OK, use_dedup;
 
 	if (c->u.publish.topic_len > f->cfg.max_name || in->id_len > 65535)
@@ -833,7 +917,7 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 		return FSM_ETOOBIG;
 	use_dedup = in->id_len > 0 && f->cfg.max_dedup_entries > 0;
 	if (use_dedup)
-		h = fsm_dedup_key(in->id, in->id_len);
+		h = fsm_dd_hash(in->id, in->id_len);
 	if (c->u.publish.topic_len == 0) {
 		if (!fsm_name_ok(f, c->u.publish.key, c->u.publish.key_len))
 			return FSM_EINVAL;
@@ -855,9 +939,9 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 
 			tg = malloc(k * sizeof(*tg));
 			mv = malloc(k * sizeof(*mv));
-			dv = malloc(k * sizeof(*dv));
+			av = malloc(k * sizeof(*av));
 			dup = malloc(k * sizeof(*dup));
-			if (tg == NULL || mv == NULL || dv == NULL ||
+			if (tg == NULL || mv == NULL || av == NULL ||
 			    dup == NULL) {
 				rc = FSM_ENOMEM;
 				goto out;
@@ -869,10 +953,10 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 	/* Check. */
 	for (i = 0; i < n; i++) {
 		mv[i] = NULL;
-		dv[i] = NULL;
-		dup[i] = use_dedup ? dedup_find(f, tg[i], in->id, in->id_len, h)
-		                   : NULL;
-		if (dup[i] != NULL)
+		av[i] = NULL;
+		dup[i] =
+		    use_dedup ? dedup_find(f, tg[i], in->id, in->id_len, h) : 0;
+		if (dup[i] != 0)
 			continue;
 		rc = fsm_queue_admit(tg[i], in->payload_len);
 		if (rc != FSM_OK)
@@ -884,65 +968,43 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 	for (i = 0; i < n; i++) {
 		struct fsm_queue *q = tg[i];
 
-		if (dup[i] != NULL)
+		if (dup[i] != 0)
 			continue;
 		if (fsm_queue_reserve(f, q) != 0)
 			goto nomem;
-		mv[i] = fsm_msg_build(f, q, in, NULL, 0);
+		if (use_dedup && fsm_dd_reserve(f, &q->dedup, 1) != 0)
+			goto nomem;
+		mv[i] = fsm_msg_build(f, q, in, NULL, 0, &av[i]);
 		if (mv[i] == NULL)
-			goto nomem;
-		if (!use_dedup)
-			continue;
-		if (fsm_htab_reserve(f, &q->dedup, 1) != 0)
-			goto nomem;
-		dv[i] = fsm_mem_alloc(f, sizeof(struct fsm_dedup) + in->id_len);
-		if (dv[i] == NULL)
 			goto nomem;
 	}
 	/* Commit. */
 	for (i = 0; i < n; i++) {
 		struct fsm_queue *q = tg[i];
-		struct fsm_dedup *d = dv[i];
 
-		if (dup[i] != NULL) {
+		if (dup[i] != 0) {
 			q->deduplicated++;
 			r->u.publish.duplicate = 1;
 			if (i == 0)
-				r->u.publish.seq = dup[i]->seq;
+				r->u.publish.seq = dup[i];
 			continue;
 		}
-		fsm_queue_commit(f, q, mv[i]);
+		fsm_queue_commit(f, q, mv[i], av[i], use_dedup);
 		r->u.publish.queues++;
 		if (i == 0)
 			r->u.publish.seq = mv[i]->seq;
-		if (d == NULL)
-			continue;
-		dedup_expire(f, q);
-		if (q->dedup.count >= f->cfg.max_dedup_entries)
-			dedup_pop(f, q);
-		d->time = f->now;
-		d->seq = mv[i]->seq;
-		d->id_len = (uint16_t)in->id_len;
-		d->pad = 0;
-		d->hash = (uint32_t)(h >> 32);
-		memcpy(d->id, in->id, in->id_len);
-		fsm_dedup_add_raw(f, q, d);
 	}
 	goto out;
 nomem:
 	rc = FSM_ENOMEM;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		if (mv[i] != NULL)
-			fsm_msg_discard(f, mv[i]);
-		if (dv[i] != NULL)
-			fsm_mem_free(f, dv[i],
-			             sizeof(struct fsm_dedup) + in->id_len);
-	}
+			fsm_msg_discard(f, mv[i], av[i]);
 out:
 	if (tg != tg_s) {
 		free(tg);
 		free(mv);
-		free(dv);
+		free(av);
 		free(dup);
 	}
 	return rc;
@@ -1009,77 +1071,94 @@ struct fsm_queue **fsm_queues_sorted(const struct fsm *f, uint32_t *n)
 			return -1;                                             \
 	} while (0)
 
+/* One slot of the seq index: the message, its side record and its dedup
+ * entry agree with the queue. */
+static int check_slot(const struct fsm *f, const struct fsm_queue *q,
+                      uint64_t seq, uintptr_t v, const uint64_t *rq)
+{
+	const struct fsm_msg *m = fsm_slot_msg(v);
+	const struct fsm_aux *a = fsm_slot_aux(v);
+
+	CHECK(m->seq == seq && seq > 0 && seq <= q->last_seq);
+	if (m->dd) {
+		CHECK(m->has_id && seq >= q->dd_low &&
+		      q->last_seq - seq < FSM_DD_SPAN);
+		CHECK(fsm_dd_contains(
+		    &q->dedup, fsm_dd_hash(fsm_msg_id(m), fsm_msg_id_len(m)),
+		    seq));
+		CHECK(fsm_dedup_lookup(q, fsm_msg_id(m), fsm_msg_id_len(m),
+		                       fsm_dd_hash(fsm_msg_id(m),
+		                                   fsm_msg_id_len(m))) == seq);
+	}
+	if (m->state == FSM_MS_GONE) {
+		CHECK(a == NULL && m->dd && !m->has_props &&
+		      m->payload_len == 0 && m->delivery_count == 0);
+		return 0;
+	}
+	if (m->state == FSM_MS_READY && m->seq < q->cursor)
+		CHECK(rq != NULL &&
+		      bsearch(&m->seq, rq, q->rq_n, 8, cmp_u64) != NULL);
+	CHECK(m->state == FSM_MS_READY || a != NULL);
+	CHECK(m->state != FSM_MS_FLIGHT ||
+	      (m->seq < q->cursor && m->delivery_count > 0));
+	if (a == NULL)
+		return 0;
+	CHECK(a->msg == m && a->q == q);
+	CHECK((m->state == FSM_MS_FLIGHT) == (a->owner != NULL));
+	CHECK(a->owner == NULL || (a->owner_slot < a->owner->flights.n &&
+	                           a->owner->flights.v[a->owner_slot] == a));
+	if (fsm_aux_key(a) == 0)
+		CHECK(!fsm_timer_armed(a));
+	else if (a->heap_idx != FSM_NOIDX)
+		CHECK(a->heap_idx < f->heap_n && f->heap[a->heap_idx].a == a &&
+		      f->heap[a->heap_idx].time == fsm_aux_key(a));
+	else
+		CHECK(a->fifo && a != q->tq_head);
+	return 0;
+}
+
 int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q)
 {
-	uint64_t n[3] = {0, 0, 0}, bytes = 0, rbytes = 0, cnt = 0;
-	uint64_t *rq = NULL;
+	uint64_t n[4] = {0, 0, 0, 0}, bytes = 0, rbytes = 0, cnt = 0, dd = 0;
+	uint64_t nfifo = 0, fifo = 0;
+	uint64_t *rq = NULL, seq;
+	uintptr_t v;
 	uint32_t i;
 	int rc = 0;
 
 	CHECK(fsm_queue_find(f, q->name, q->name_len) == q);
 	CHECK(fsm_queue_by_id(f, q->id) == q);
 	CHECK(q->cursor >= 1 && q->cursor <= q->last_seq + 1);
+	CHECK(fsm_seq_check(&q->idx) == 0);
+	CHECK(fsm_timer_check(f, q, &nfifo) == 0);
 	if (q->rq_n) {
 		rq = malloc(q->rq_n * 8);
 		CHECK(rq != NULL);
 		memcpy(rq, q->rq, q->rq_n * 8);
 		qsort(rq, q->rq_n, 8, cmp_u64);
 	}
-	for (i = 0; i < q->msgs.cap && rc == 0; i++) {
-		const struct fsm_msg *m = q->msgs.slots[i];
-		const struct fsm_aux *a;
+	for (seq = 0; rc == 0 && (v = fsm_seq_next(&q->idx, &seq)) != 0;
+	     seq++) {
+		const struct fsm_msg *m = fsm_slot_msg(v);
 
-		if (m == NULL)
-			continue;
-		a = m->aux;
+		rc = check_slot(f, q, seq, v, rq);
 		cnt++;
+		fifo += fsm_slot_aux(v) != NULL && fsm_slot_aux(v)->fifo;
 		n[m->state]++;
+		dd += m->dd;
 		bytes += m->payload_len;
 		if (m->state == FSM_MS_READY)
 			rbytes += m->payload_len;
-		if (m->seq == 0 || m->seq > q->last_seq || m->state > 2)
-			rc = -1;
-		if (m->state == FSM_MS_READY && m->seq < q->cursor &&
-		    (rq == NULL ||
-		     bsearch(&m->seq, rq, q->rq_n, 8, cmp_u64) == NULL))
-			rc = -1;
-		if (m->state != FSM_MS_READY && a == NULL)
-			rc = -1;
-		if (m->state == FSM_MS_FLIGHT &&
-		    (m->seq >= q->cursor || m->delivery_count == 0))
-			rc = -1;
-		if (a == NULL)
-			continue;
-		if (a->msg != m || a->q != q)
-			rc = -1;
-		if ((m->state == FSM_MS_FLIGHT) != (a->owner != NULL))
-			rc = -1;
-		if (a->owner != NULL &&
-		    (a->owner_slot >= a->owner->flights.n ||
-		     a->owner->flights.v[a->owner_slot] != a))
-			rc = -1;
-		if (fsm_aux_key(a) != 0) {
-			if (a->heap_idx >= f->heap_n ||
-			    f->heap[a->heap_idx].a != a ||
-			    f->heap[a->heap_idx].time != fsm_aux_key(a))
-				rc = -1;
-		} else if (a->heap_idx != FSM_NOIDX) {
-			rc = -1;
-		}
 	}
 	free(rq);
 	CHECK(rc == 0);
-	CHECK(cnt == q->msgs.count);
+	CHECK(cnt == q->idx.count);
 	CHECK(n[0] == q->n_ready && n[1] == q->n_delayed &&
-	      n[2] == q->n_flight);
+	      n[2] == q->n_flight && n[3] == q->n_tomb);
 	CHECK(bytes == q->bytes && rbytes == q->ready_bytes);
-	cnt = 0;
-	for (const struct fsm_dedup *d = q->dd_head; d != NULL; d = d->next) {
-		cnt++;
-		CHECK(d->next != NULL || d == q->dd_tail);
-		CHECK(d->next == NULL || d->next->time >= d->time);
-	}
-	CHECK(cnt == q->dedup.count);
+	CHECK(dd == q->dedup.count);
+	CHECK(fifo == nfifo);
+	CHECK(dd <= f->cfg.max_dedup_entries || f->cfg.max_dedup_entries == 0);
 	cnt = 0;
 	for (i = 0; i < q->consumers.n; i++) {
 		const struct fsm_consumer *c = q->consumers.v[i];

@@ -18,6 +18,7 @@ void fsm_msg_deadletter(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
 {
 	struct fsm_queue *dl = NULL;
 	struct fsm_msg *nm = NULL;
+	struct fsm_aux *na = NULL;
 	struct fsm_msg_view v;
 
 	if (strcmp(reason, "expired") == 0)
@@ -35,11 +36,11 @@ void fsm_msg_deadletter(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
 
 		v.m.ttl = 0;
 		v.m.delay = 0;
-		nm = fsm_msg_build(f, dl, &v.m, extra, 2);
+		nm = fsm_msg_build(f, dl, &v.m, extra, 2, &na);
 	}
 	fsm_msg_remove(f, q, m);
 	if (nm != NULL)
-		fsm_queue_commit(f, dl, nm);
+		fsm_queue_commit(f, dl, nm, na, 0);
 }
 
 void fsm_msg_expire(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
@@ -49,7 +50,7 @@ void fsm_msg_expire(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 
 void fsm_msg_requeue(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 {
-	struct fsm_aux *a = m->aux;
+	struct fsm_aux *a = fsm_msg_aux(q, m);
 
 	if (a->owner != NULL)
 		fsm_owner_remove(f, a);
@@ -63,13 +64,14 @@ void fsm_msg_requeue(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 	a->due = 0;
 	fsm_rq_push(f, q, m->seq);
 	fsm_timer_update(f, a);
-	fsm_aux_maybe_free(f, m);
+	fsm_aux_maybe_free(f, q, m);
 }
 
 int fsm_cmd_settle(struct fsm *f, const struct fsm_cmd *c, struct fsm_result *r)
 {
 	struct fsm_queue *q;
 	struct fsm_msg *m;
+	struct fsm_aux *a;
 	uint64_t timeout;
 
 	(void)r;
@@ -99,8 +101,9 @@ int fsm_cmd_settle(struct fsm *f, const struct fsm_cmd *c, struct fsm_result *r)
 			return FSM_ENOMSG;
 		timeout = c->u.settle.timeout ? c->u.settle.timeout
 		                              : q->opts.ack_timeout;
-		m->aux->due = add_sat(f->now, timeout);
-		fsm_timer_update(f, m->aux);
+		a = fsm_msg_aux(q, m);
+		a->due = add_sat(f->now, timeout);
+		fsm_timer_update(f, a);
 		return FSM_OK;
 	}
 }

@@ -7,8 +7,10 @@
 
 #include "fsm/fsm_int.h"
 
-#define SNAP_MAGIC   "raftmq-fsm"
-#define SNAP_VERSION 1
+#define SNAP_MAGIC "raftmq-fsm"
+/* Version 2: tombstones and the dedup mark travel with the messages.
+ * Restore still reads version 1 (dedup entries in a list of their own). */
+#define SNAP_VERSION 2
 
 static void pack_bin(msgpack_packer *pk, const char *s, uint32_t n)
 {
@@ -16,29 +18,15 @@ static void pack_bin(msgpack_packer *pk, const char *s, uint32_t n)
 	msgpack_pack_bin_body(pk, s, n);
 }
 
-static int cmp_msg(const void *a, const void *b)
-{
-	const struct fsm_msg *x = *(struct fsm_msg *const *)a;
-	const struct fsm_msg *y = *(struct fsm_msg *const *)b;
-
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 static int pack_queue(msgpack_packer *pk, const struct fsm_queue *q)
 {
 	const struct fsm_queue_opts *o = &q->opts;
-	struct fsm_msg **v;
-	uint32_t i, n = 0;
-	const struct fsm_dedup *d;
+	uint64_t seq;
+	uintptr_t v;
 
-	v = malloc(((size_t)q->msgs.count + 1) * sizeof(*v));
-	if (v == NULL)
+	if (q->idx.count > UINT32_MAX)
 		return FSM_ENOMEM;
-	for (i = 0; i < q->msgs.cap; i++)
-		if (q->msgs.slots[i] != NULL)
-			v[n++] = q->msgs.slots[i];
-	qsort(v, n, sizeof(*v), cmp_msg);
-	msgpack_pack_array(pk, 10);
+	msgpack_pack_array(pk, 9);
 	msgpack_pack_uint32(pk, q->id);
 	pack_bin(pk, q->name, q->name_len);
 	msgpack_pack_array(pk, 11);
@@ -64,12 +52,13 @@ static int pack_queue(msgpack_packer *pk, const struct fsm_queue *q)
 	msgpack_pack_uint64(pk, q->cursor);
 	msgpack_pack_uint32(pk, q->rr);
 	msgpack_pack_uint8(pk, q->had_consumer);
-	msgpack_pack_array(pk, n);
-	for (i = 0; i < n; i++) {
-		const struct fsm_msg *m = v[i];
-		const struct fsm_aux *a = m->aux;
+	/* Messages and tombstones in seq order. */
+	msgpack_pack_array(pk, (uint32_t)q->idx.count);
+	for (seq = 0; (v = fsm_seq_next(&q->idx, &seq)) != 0; seq++) {
+		const struct fsm_msg *m = fsm_slot_msg(v);
+		const struct fsm_aux *a = fsm_slot_aux(v);
 
-		msgpack_pack_array(pk, 11);
+		msgpack_pack_array(pk, 12);
 		msgpack_pack_uint64(pk, m->seq);
 		msgpack_pack_uint64(pk, m->timestamp);
 		msgpack_pack_uint8(pk, m->state);
@@ -84,15 +73,8 @@ static int pack_queue(msgpack_packer *pk, const struct fsm_queue *q)
 		pack_bin(pk, fsm_msg_id(m), fsm_msg_id_len(m));
 		pack_bin(pk, fsm_msg_props(m), fsm_msg_props_len(m));
 		pack_bin(pk, fsm_msg_payload(m), m->payload_len);
+		msgpack_pack_uint8(pk, m->dd);
 	}
-	msgpack_pack_array(pk, q->dedup.count);
-	for (d = q->dd_head; d != NULL; d = d->next) {
-		msgpack_pack_array(pk, 3);
-		pack_bin(pk, d->id, d->id_len);
-		msgpack_pack_uint64(pk, d->time);
-		msgpack_pack_uint64(pk, d->seq);
-	}
-	free(v);
 	return 0;
 }
 
@@ -247,9 +229,9 @@ static int bin(const msgpack_object *o, const char **s, uint32_t *n)
 	return 0;
 }
 
-static int restore_queue(struct fsm *f, const msgpack_object *o)
+static int restore_queue(struct fsm *f, const msgpack_object *o, uint32_t ver)
 {
-	const msgpack_object *a = arr(o, 10), *oa, *ca;
+	const msgpack_object *a = arr(o, ver == 1 ? 10 : 9), *oa, *ca;
 	struct fsm_queue_opts op;
 	const char *name, *dlq;
 	uint32_t name_len, dlq_len, id;
@@ -291,108 +273,168 @@ bad:
 	return FSM_EMALFORMED;
 }
 
-static int restore_msgs(struct fsm *f, struct fsm_queue *q,
-                        const msgpack_object *o)
+/* One message or tombstone as read from a snapshot. */
+struct snap_msg {
+	uint64_t seq, ts, due, exp, cons, sess;
+	uint8_t st, dd;
+	uint32_t dc, idl, pl, pll;
+	const char *id, *props, *payload;
+};
+
+/* Version 2 entries have 12 fields, version 1 entries the first 11. */
+static int read_msg(const msgpack_object *o, uint32_t ver, struct snap_msg *sm)
 {
-	const msgpack_object *a = arr(o, 10), *mv, *dv;
-	uint32_t n, i, nd;
-	uint64_t prev = 0, prev_time = 0;
+	const msgpack_object *e = arr(o, ver == 1 ? 11 : 12);
+
+	sm->dd = 0;
+	if (e == NULL || u64(&e[0], &sm->seq) || u64(&e[1], &sm->ts) ||
+	    u8(&e[2], &sm->st) || u32(&e[3], &sm->dc) || u64(&e[4], &sm->due) ||
+	    u64(&e[5], &sm->exp) || u64(&e[6], &sm->cons) ||
+	    u64(&e[7], &sm->sess) || bin(&e[8], &sm->id, &sm->idl) ||
+	    bin(&e[9], &sm->props, &sm->pl) ||
+	    bin(&e[10], &sm->payload, &sm->pll) ||
+	    (ver != 1 && u8(&e[11], &sm->dd)))
+		return -1;
+	return 0;
+}
+
+/* A version 1 dedup entry [id, time, seq] read as a tombstone. */
+static int read_dedup_v1(const msgpack_object *o, struct snap_msg *sm)
+{
+	const msgpack_object *e = arr(o, 3);
+
+	memset(sm, 0, sizeof(*sm));
+	sm->st = FSM_MS_GONE;
+	sm->dd = 1;
+	sm->props = sm->payload = "";
+	if (e == NULL || bin(&e[0], &sm->id, &sm->idl) || u64(&e[1], &sm->ts) ||
+	    u64(&e[2], &sm->seq))
+		return -1;
+	return 0;
+}
+
+struct restore_ctx {
+	uint64_t prev, prev_time;
+	uint32_t nd;
+};
+
+static int restore_msg(struct fsm *f, struct fsm_queue *q,
+                       const struct snap_msg *sm, struct restore_ctx *rc)
+{
+	struct fsm_aux *ax = NULL;
+	struct fsm_msg *m;
+	uint32_t nh;
+	char *pp;
+
+	T(sm->seq > rc->prev && sm->seq <= q->last_seq &&
+	  sm->st <= FSM_MS_GONE && sm->idl <= 65535 &&
+	  fsm_props_valid(sm->props, sm->pl, &nh) == 0);
+	/* Dedup entries: ids unique, times in seq order, not past the
+	 * clock, within the index's seq span, bounded in number. */
+	T(sm->dd <= 1 && (sm->st != FSM_MS_GONE || sm->dd == 1));
+	if (sm->dd) {
+		T(sm->idl > 0 && sm->ts >= rc->prev_time && sm->ts <= f->now &&
+		  q->last_seq - sm->seq < FSM_DD_SPAN);
+		T(++rc->nd <= f->cfg.max_dedup_entries);
+		T(fsm_dedup_lookup(q, sm->id, sm->idl,
+		                   fsm_dd_hash(sm->id, sm->idl)) == 0);
+		rc->prev_time = sm->ts;
+	}
+	T(sm->st != FSM_MS_GONE ||
+	  (sm->dc == 0 && sm->due == 0 && sm->exp == 0 && sm->cons == 0 &&
+	   sm->sess == 0 && sm->pl == 0 && sm->pll == 0));
+	T(sm->st == FSM_MS_READY || sm->st == FSM_MS_GONE
+	      ? sm->due == 0 && sm->cons == 0 && sm->sess == 0
+	      : sm->due != 0);
+	T(sm->st != FSM_MS_FLIGHT || (sm->dc > 0 && sm->seq < q->cursor));
+	T(sm->st == FSM_MS_FLIGHT || (sm->cons == 0 && sm->sess == 0));
+	T(sm->pll >> FSM_MAX_PAYLOAD_BITS == 0 && sm->pl <= UINT32_MAX / 2);
+	rc->prev = sm->seq;
+	if (fsm_seq_reserve(f, &q->idx, sm->seq) != 0 ||
+	    fsm_dd_reserve(f, &q->dedup, sm->dd) != 0 ||
+	    fsm_timer_reserve(f, 1) != 0)
+		return FSM_ENOMEM;
+	m = fsm_msg_alloc(f, sm->id, sm->idl, sm->pl, sm->payload, sm->pll,
+	                  &pp);
+	if (m == NULL)
+		return FSM_ENOMEM;
+	if (sm->pl)
+		memcpy(pp, sm->props, sm->pl);
+	m->seq = sm->seq;
+	m->timestamp = sm->ts;
+	m->state = sm->st;
+	m->delivery_count = sm->dc;
+	m->dd = sm->dd;
+	if (sm->due != 0 || sm->exp != 0) {
+		ax = fsm_aux_new(f, q, m);
+		if (ax == NULL) {
+			fsm_mem_free(f, m, fsm_msg_size(m));
+			return FSM_ENOMEM;
+		}
+		ax->due = sm->due;
+		ax->expires = sm->exp;
+	}
+	if (sm->st == FSM_MS_FLIGHT) {
+		struct fsm_owner *ow;
+
+		if (sm->cons != 0) {
+			struct fsm_consumer *c = fsm_consumer_find(f, sm->cons);
+
+			ow = c != NULL && c->q == q &&
+			             c->owner.session == sm->sess
+			         ? &c->owner
+			         : NULL;
+		} else {
+			struct fsm_session *s = fsm_session_get(f, sm->sess, 1);
+
+			ow = s != NULL ? &s->gets : NULL;
+		}
+		if (ow == NULL || fsm_owner_add(f, ow, ax) != 0) {
+			fsm_msg_discard(f, m, ax);
+			return ow == NULL ? FSM_EMALFORMED : FSM_ENOMEM;
+		}
+	}
+	fsm_queue_insert_raw(f, q, m, ax);
+	return 0;
+bad:
+	return FSM_EMALFORMED;
+}
+
+/* Messages and tombstones in seq order. Version 1 kept the dedup entries
+ * apart ([id, time, seq], in seq order): an entry whose message is still
+ * there marks it, the others become tombstones. */
+static int restore_msgs(struct fsm *f, struct fsm_queue *q,
+                        const msgpack_object *o, uint32_t ver)
+{
+	const msgpack_object *a = arr(o, ver == 1 ? 10 : 9), *mv, *dv = NULL;
+	struct restore_ctx ctx = {0, 0, 0};
+	uint32_t n, nd = 0, i = 0, j = 0;
+	int rc;
 
 	T(a != NULL && (mv = arr_any(&a[8], &n)) != NULL);
-	for (i = 0; i < n; i++) {
-		const msgpack_object *e = arr(&mv[i], 11);
-		uint64_t seq, ts, due, exp, cons, sess;
-		uint8_t st;
-		uint32_t dc, idl, pl, pll, nh;
-		const char *id, *props, *payload;
-		struct fsm_msg *m;
-		char *pp;
+	if (ver == 1)
+		T((dv = arr_any(&a[9], &nd)) != NULL);
+	while (i < n || j < nd) {
+		struct snap_msg sm = {0}, sd = {0};
 
-		T(e != NULL && u64(&e[0], &seq) == 0 && u64(&e[1], &ts) == 0 &&
-		  u8(&e[2], &st) == 0 && u32(&e[3], &dc) == 0 &&
-		  u64(&e[4], &due) == 0 && u64(&e[5], &exp) == 0 &&
-		  u64(&e[6], &cons) == 0 && u64(&e[7], &sess) == 0 &&
-		  bin(&e[8], &id, &idl) == 0 && bin(&e[9], &props, &pl) == 0 &&
-		  bin(&e[10], &payload, &pll) == 0);
-		T(seq > prev && seq <= q->last_seq && st <= FSM_MS_FLIGHT &&
-		  idl <= 65535 && fsm_props_valid(props, pl, &nh) == 0);
-		T(st == FSM_MS_READY ? due == 0 && cons == 0 && sess == 0
-		                     : due != 0);
-		T(st != FSM_MS_FLIGHT || (dc > 0 && seq < q->cursor));
-		T(st == FSM_MS_FLIGHT || (cons == 0 && sess == 0));
-		prev = seq;
-		if (fsm_htab_reserve(f, &q->msgs, 1) != 0 ||
-		    fsm_timer_reserve(f, 1) != 0)
-			return FSM_ENOMEM;
-		T(pll >> FSM_MAX_PAYLOAD_BITS == 0 && pl <= UINT32_MAX / 2);
-		m = fsm_msg_alloc(f, id, idl, pl, payload, pll, &pp);
-		if (m == NULL)
-			return FSM_ENOMEM;
-		if (pl)
-			memcpy(pp, props, pl);
-		m->seq = seq;
-		m->timestamp = ts;
-		m->state = st;
-		m->delivery_count = dc;
-		if (due != 0 || exp != 0) {
-			if (fsm_aux_get(f, q, m) != 0) {
-				fsm_mem_free(f, m, fsm_msg_size(m));
-				return FSM_ENOMEM;
-			}
-			m->aux->due = due;
-			m->aux->expires = exp;
+		if (i < n)
+			T(read_msg(&mv[i], ver, &sm) == 0);
+		if (j < nd)
+			T(read_dedup_v1(&dv[j], &sd) == 0);
+		if (i < n && (j == nd || sm.seq < sd.seq)) {
+			i++;
+		} else if (i < n && sm.seq == sd.seq) {
+			T(sm.idl == sd.idl && sm.ts == sd.ts &&
+			  memcmp(sm.id, sd.id, sm.idl) == 0);
+			sm.dd = 1;
+			i++;
+			j++;
+		} else {
+			sm = sd;
+			j++;
 		}
-		if (st == FSM_MS_FLIGHT) {
-			struct fsm_owner *ow;
-
-			if (cons != 0) {
-				struct fsm_consumer *c =
-				    fsm_consumer_find(f, cons);
-
-				ow = c != NULL && c->q == q &&
-				             c->owner.session == sess
-				         ? &c->owner
-				         : NULL;
-			} else {
-				struct fsm_session *s =
-				    fsm_session_get(f, sess, 1);
-
-				ow = s != NULL ? &s->gets : NULL;
-			}
-			if (ow == NULL || fsm_owner_add(f, ow, m->aux) != 0) {
-				fsm_msg_discard(f, m);
-				return ow == NULL ? FSM_EMALFORMED : FSM_ENOMEM;
-			}
-		}
-		fsm_queue_insert_raw(f, q, m);
-	}
-	T((dv = arr_any(&a[9], &nd)) != NULL);
-	T(nd <= f->cfg.max_dedup_entries);
-	if (fsm_htab_reserve(f, &q->dedup, nd) != 0)
-		return FSM_ENOMEM;
-	for (i = 0; i < nd; i++) {
-		const msgpack_object *e = arr(&dv[i], 3);
-		const char *id;
-		uint32_t idl;
-		uint64_t t, seq;
-		struct fsm_dedup *d;
-
-		T(e != NULL && bin(&e[0], &id, &idl) == 0 &&
-		  u64(&e[1], &t) == 0 && u64(&e[2], &seq) == 0);
-		T(idl > 0 && idl <= 65535 && t >= prev_time && t <= f->now &&
-		  seq > 0 && seq <= q->last_seq);
-		T(!fsm_dedup_has(q, id, idl));
-		prev_time = t;
-		d = fsm_mem_alloc(f, sizeof(*d) + idl);
-		if (d == NULL)
-			return FSM_ENOMEM;
-		d->time = t;
-		d->seq = seq;
-		d->id_len = (uint16_t)idl;
-		d->pad = 0;
-		d->hash = (uint32_t)(fsm_dedup_key(id, idl) >> 32);
-		memcpy(d->id, id, idl);
-		fsm_dedup_add_raw(f, q, d);
+		if ((rc = restore_msg(f, q, &sm, &ctx)) != 0)
+			return rc;
 	}
 	return 0;
 bad:
@@ -408,14 +450,14 @@ static int restore_into(struct fsm *f, const msgpack_object *root)
 
 	T(a != NULL && bin(&a[0], &magic, &ml) == 0);
 	T(ml == sizeof(SNAP_MAGIC) - 1 && memcmp(magic, SNAP_MAGIC, ml) == 0);
-	T(u32(&a[1], &ver) == 0 && ver == SNAP_VERSION);
+	T(u32(&a[1], &ver) == 0 && (ver == 1 || ver == SNAP_VERSION));
 	T(u64(&a[3], &f->now) == 0 && u32(&a[4], &f->next_queue_id) == 0 &&
 	  u64(&a[5], &f->next_consumer_id) == 0);
 	T((qv = arr_any(&a[6], &nq)) != NULL);
 	T((tv = arr_any(&a[7], &nt)) != NULL);
 	T((cv = arr_any(&a[8], &nc)) != NULL);
 	for (i = 0; i < nq; i++)
-		if ((rc = restore_queue(f, &qv[i])) != 0)
+		if ((rc = restore_queue(f, &qv[i], ver)) != 0)
 			return rc;
 	for (i = 0; i < nc; i++) {
 		const msgpack_object *e = arr(&cv[i], 4);
@@ -438,7 +480,7 @@ static int restore_into(struct fsm *f, const msgpack_object *root)
 			return FSM_ENOMEM;
 	}
 	for (i = 0; i < nq; i++) {
-		const msgpack_object *qa = arr(&qv[i], 10);
+		const msgpack_object *qa = arr(&qv[i], ver == 1 ? 10 : 9);
 		uint32_t id;
 		struct fsm_queue *q;
 
@@ -448,7 +490,7 @@ static int restore_into(struct fsm *f, const msgpack_object *root)
 		/* had_consumer was restored; consumer_create set it too. */
 		T(q->consumers.n == 0 || q->had_consumer);
 		T(q->rr == 0 || q->rr < q->consumers.n);
-		if ((rc = restore_msgs(f, q, &qv[i])) != 0)
+		if ((rc = restore_msgs(f, q, &qv[i], ver)) != 0)
 			return rc;
 	}
 	for (i = 0; i < nt; i++) {

@@ -1,6 +1,7 @@
 /* fsm/timer: one min-heap of message deadlines (ack deadline, not-before,
  * TTL) for the whole state machine, with positions tracked in each
- * message's side record so updates and removals are O(log n). The heap is
+ * message's side record so updates and removals are O(log n), plus a FIFO
+ * per queue for in-order ack deadlines (O(1)). The heap is
  * 4-ary: half the depth of a binary heap, with the four children of a node
  * side by side, which matters at millions of entries. */
 #include <string.h>
@@ -109,43 +110,147 @@ int fsm_timer_reserve(struct fsm *f, uint32_t extra)
 	return heap_resize(f, cap);
 }
 
-void fsm_timer_remove(struct fsm *f, struct fsm_aux *a)
+static void heap_remove_at(struct fsm *f, uint32_t i)
 {
-	uint32_t i = a->heap_idx;
+	struct fsm_aux *moved;
 
-	if (i == FSM_NOIDX)
-		return;
-	a->heap_idx = FSM_NOIDX;
+	f->heap[i].a->heap_idx = FSM_NOIDX;
 	f->heap_n--;
 	if (i == f->heap_n)
 		return;
-	{
-		struct fsm_aux *moved = f->heap[f->heap_n].a;
-
-		heap_set(f, i, f->heap[f->heap_n]);
-		sift_up(f, i);
-		sift_down(f, moved->heap_idx);
-	}
+	moved = f->heap[f->heap_n].a;
+	heap_set(f, i, f->heap[f->heap_n]);
+	sift_up(f, i);
+	sift_down(f, moved->heap_idx);
 }
 
-/* The caller reserved room beforehand when `a` was not in the heap. */
+/* The caller reserved room beforehand. */
+static void heap_insert(struct fsm *f, struct fsm_aux *a, uint64_t k)
+{
+	struct fsm_heap_ent e = {k, a->msg->seq, a->q->id, a};
+
+	heap_set(f, f->heap_n++, e);
+	sift_up(f, f->heap_n - 1);
+}
+
+/* ---- The deadline FIFO of a queue. Deliveries of one queue mostly get
+ * deadlines in (due, seq) order; those sit in an intrusive list whose head
+ * alone is in the heap, so that settling them costs O(1) instead of heap
+ * sifts. Anything out of order (an extend, a shorter get timeout, a TTL)
+ * goes to the heap. The order of firing is the heap's total order
+ * (time, queue id, seq) either way. */
+
+static int fifo_fits(const struct fsm_aux *a)
+{
+	const struct fsm_aux *t = a->q->tq_tail;
+
+	if (a->msg->state != FSM_MS_FLIGHT || a->expires != 0 || a->due == 0)
+		return 0;
+	return t == NULL || t->due < a->due ||
+	       (t->due == a->due && t->msg->seq < a->msg->seq);
+}
+
+static void fifo_append(struct fsm *f, struct fsm_aux *a)
+{
+	struct fsm_queue *q = a->q;
+
+	a->tprev = q->tq_tail;
+	a->tnext = NULL;
+	a->fifo = 1;
+	if (q->tq_tail != NULL) {
+		q->tq_tail->tnext = a;
+	} else {
+		q->tq_head = a;
+		heap_insert(f, a, a->due);
+	}
+	q->tq_tail = a;
+}
+
+/* Unlinks a; when it was the head, the next one takes its heap entry. */
+static void fifo_unlink(struct fsm *f, struct fsm_aux *a)
+{
+	struct fsm_queue *q = a->q;
+	struct fsm_aux *n = a->tnext;
+
+	if (a->tprev != NULL)
+		a->tprev->tnext = n;
+	else
+		q->tq_head = n;
+	if (n != NULL)
+		n->tprev = a->tprev;
+	else
+		q->tq_tail = a->tprev;
+	if (a->heap_idx != FSM_NOIDX) {
+		uint32_t i = a->heap_idx;
+
+		if (n != NULL) {
+			struct fsm_heap_ent e = {n->due, n->msg->seq, q->id, n};
+
+			/* n comes after a: its entry can only sink. */
+			a->heap_idx = FSM_NOIDX;
+			heap_set(f, i, e);
+			sift_down(f, i);
+		} else {
+			heap_remove_at(f, i);
+		}
+	}
+	a->tprev = a->tnext = NULL;
+	a->fifo = 0;
+}
+
+void fsm_timer_remove(struct fsm *f, struct fsm_aux *a)
+{
+	if (a->fifo)
+		fifo_unlink(f, a);
+	else if (a->heap_idx != FSM_NOIDX)
+		heap_remove_at(f, a->heap_idx);
+}
+
+/* The caller reserved room beforehand when `a` was not armed. */
 void fsm_timer_update(struct fsm *f, struct fsm_aux *a)
 {
 	uint64_t k = fsm_aux_key(a);
-	struct fsm_heap_ent e = {k, a->msg->seq, a->q->id, a};
 
+	if (a->fifo)
+		fifo_unlink(f, a);
 	if (k == 0) {
 		fsm_timer_remove(f, a);
 		return;
 	}
 	if (a->heap_idx == FSM_NOIDX) {
-		heap_set(f, f->heap_n++, e);
-		sift_up(f, f->heap_n - 1);
+		if (fifo_fits(a))
+			fifo_append(f, a);
+		else
+			heap_insert(f, a, k);
 		return;
 	}
 	f->heap[a->heap_idx].time = k;
 	sift_up(f, a->heap_idx);
 	sift_down(f, a->heap_idx);
+}
+
+int fsm_timer_check(const struct fsm *f, const struct fsm_queue *q,
+                    uint64_t *len)
+{
+	const struct fsm_aux *a, *prev = NULL;
+
+	*len = 0;
+	for (a = q->tq_head; a != NULL; prev = a, a = a->tnext) {
+		if (a->tprev != prev || !a->fifo || a->q != q ||
+		    a->msg->state != FSM_MS_FLIGHT || a->expires != 0 ||
+		    a->due == 0)
+			return -1;
+		if (prev != NULL &&
+		    !(prev->due < a->due ||
+		      (prev->due == a->due && prev->msg->seq < a->msg->seq)))
+			return -1;
+		if (prev == NULL ? a->heap_idx >= f->heap_n ||
+		                       f->heap[a->heap_idx].a != a
+		                 : a->heap_idx != FSM_NOIDX)
+			return -1;
+		(*len)++;
+	}
+	return prev == q->tq_tail ? 0 : -1;
 }
 
 /* Fires every timer due at or before the clock. Each event either removes
@@ -165,7 +270,7 @@ void fsm_timer_fire(struct fsm *f)
 				fsm_rq_push(f, q, m->seq);
 			fsm_mark_dirty(f, q);
 			fsm_timer_update(f, a);
-			fsm_aux_maybe_free(f, m);
+			fsm_aux_maybe_free(f, q, m);
 		} else {
 			fsm_msg_requeue(f, q, m);
 		}

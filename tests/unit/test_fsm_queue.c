@@ -239,6 +239,270 @@ static void test_ttl_delay(void **state)
 	free(r);
 }
 
+/* A message that leaves its queue within the dedup window (ack,
+ * dead-letter, purge) still deduplicates; the window still ends it. */
+static void test_dedup_after_leave(void **state)
+{
+	struct fsm *f = fsm_new(NULL), *g = fsm_new(NULL);
+	struct rec *r = rec_new();
+	struct fsm_queue_opts o = {0};
+	uint64_t mem;
+	size_t len;
+	void *buf;
+
+	(void)state;
+	assert_int_equal(declare(f, "dl", NULL, r), FSM_OK);
+	o.dedup_window = 100;
+	o.dlq = "dl";
+	assert_int_equal(declare(f, "q", &o, r), FSM_OK); /* id 2 */
+	assert_int_equal(publish(f, "q", "a", "1", r), FSM_OK);
+	assert_int_equal(publish(f, "q", "b", "2", r), FSM_OK);
+	assert_int_equal(publish(f, "q", "c", "3", r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "4", r), FSM_OK);
+	assert_int_equal(get_msgs(f, "q", 1, 4, 0, 1, r), FSM_OK);
+	assert_int_equal(settle(f, FSM_CMD_ACK, 2, 1, 0, 0, r), FSM_OK);
+	assert_int_equal(settle(f, FSM_CMD_ACK, 2, 1, 0, 0, r), FSM_ENOMSG);
+	assert_int_equal(publish(f, "q", "a", "1", r), FSM_OK);
+	assert_int_equal(last_res(r)->u.publish.duplicate, 1);
+	assert_int_equal(last_res(r)->u.publish.seq, 1);
+	assert_int_equal(
+	    settle(f, FSM_CMD_NACK, 2, 2, FSM_NACK_DEADLETTER, 0, r), FSM_OK);
+	assert_int_equal(publish(f, "q", "b", "2", r), FSM_OK);
+	assert_int_equal(last_res(r)->u.publish.duplicate, 1);
+	assert_int_equal(last_res(r)->u.publish.seq, 2);
+	/* The dead-letter copy does not enter the DLQ's dedup index. */
+	assert_int_equal(publish(f, "dl", "b", "2", r), FSM_OK);
+	assert_int_equal(last_res(r)->u.publish.duplicate, 0);
+	assert_int_equal(last_res(r)->u.publish.seq, 2);
+	assert_int_equal(publish(f, "q", "d", "5", r), FSM_OK); /* seq 5 */
+	assert_int_equal(publish(f, "q", "", "6", r), FSM_OK);  /* seq 6 */
+	assert_int_equal(
+	    apply(f,
+	          &(struct fsm_cmd){.type = FSM_CMD_QUEUE_PURGE,
+	                            .session = 1,
+	                            .u.qdelete = {.name = "q", .name_len = 1}},
+	          r),
+	    FSM_OK);
+	assert_int_equal(last_res(r)->u.removed.removed, 2);
+	assert_int_equal(publish(f, "q", "d", "5", r), FSM_OK);
+	assert_int_equal(last_res(r)->u.publish.duplicate, 1);
+	assert_int_equal(last_res(r)->u.publish.seq, 5);
+	assert_int_equal(qstats(f, "q").deduplicated, 3);
+	assert_int_equal(qstats(f, "q").in_flight, 2); /* seqs 3, 4 */
+	assert_int_equal(qstats(f, "q").ready, 0);
+	/* Tombstones survive a snapshot, byte for byte. */
+	buf = snap(f, &len);
+	assert_int_equal(fsm_restore(g, buf, len), FSM_OK);
+	free(buf);
+	assert_true(snap_equal(f, g));
+	assert_int_equal(publish(g, "q", "a", "1", r), FSM_OK);
+	assert_int_equal(last_res(r)->u.publish.seq, 1);
+	assert_int_equal(publish(g, "q", "c", "3", r), FSM_OK);
+	assert_int_equal(last_res(r)->u.publish.duplicate, 1);
+	assert_int_equal(last_res(r)->u.publish.seq, 3);
+	/* Past the window every entry goes; a new publish forgets them. */
+	mem = fsm_memory(f);
+	test_time = 1100;
+	assert_int_equal(publish(f, "q", "a", "1", r), FSM_OK);
+	assert_int_equal(last_res(r)->u.publish.duplicate, 0);
+	assert_int_equal(last_res(r)->u.publish.seq, 7);
+	assert_true(fsm_memory(f) < mem);
+	/* Acking a message whose window passed leaves no tombstone. */
+	assert_int_equal(settle(f, FSM_CMD_ACK, 2, 3, 0, 0, r), FSM_OK);
+	assert_int_equal(publish(f, "q", "c", "3", r), FSM_OK);
+	assert_int_equal(last_res(r)->u.publish.duplicate, 0);
+	assert_int_equal(last_res(r)->u.publish.seq, 8);
+	test_time = 1000;
+	fsm_free(f);
+	fsm_free(g);
+	free(r);
+}
+
+/* Dedup against a reference: ids from a small set, a small window and
+ * index bound, messages leaving by ack, dead-letter and purge, and
+ * snapshot round trips on the way. */
+struct dd_ref {
+	struct {
+		int id;
+		uint64_t seq, time;
+	} e[64];
+	uint32_t n;
+	uint64_t last_seq;
+};
+
+static void test_dedup_model(void **state)
+{
+	struct fsm_config cfg;
+	struct fsm *f;
+	struct rec *r = rec_new();
+	struct fsm_queue_opts o = {0};
+	struct dd_ref ref;
+	uint64_t rng = 12345, seqs[256], dups = 0;
+	uint32_t nseqs = 0, step, i;
+
+	(void)state;
+	memset(&ref, 0, sizeof(ref));
+	fsm_config_default(&cfg);
+	cfg.max_dedup_entries = 6;
+	f = fsm_new(&cfg);
+	assert_int_equal(declare(f, "dl", NULL, r), FSM_OK);
+	o.dedup_window = 30;
+	o.dlq = "dl";
+	assert_int_equal(declare(f, "q", &o, r), FSM_OK);
+	for (step = 0; step < 20000; step++) {
+		uint32_t p;
+
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		p = (uint32_t)(rng >> 33) % 100;
+		if (p < 40) {
+			int id = (int)((rng >> 20) % 11) - 1;
+			char ids[8] = "";
+			const struct fsm_result *res;
+			int found = -1;
+
+			if (id >= 0)
+				snprintf(ids, sizeof(ids), "i%d", id);
+			assert_int_equal(publish(f, "q", ids, "x", r), FSM_OK);
+			res = last_res(r);
+			for (i = 0; id >= 0 && i < ref.n; i++)
+				if (ref.e[i].id == id &&
+				    ref.e[i].time + 30 > test_time)
+					found = (int)i;
+			if (found >= 0) {
+				assert_int_equal(res->u.publish.duplicate, 1);
+				assert_int_equal(res->u.publish.seq,
+				                 ref.e[found].seq);
+				dups++;
+				continue;
+			}
+			assert_int_equal(res->u.publish.duplicate, 0);
+			assert_int_equal(res->u.publish.seq, ++ref.last_seq);
+			if (id < 0)
+				continue;
+			while (ref.n > 0 && ref.e[0].time + 30 <= test_time) {
+				memmove(&ref.e[0], &ref.e[1],
+				        --ref.n * sizeof(ref.e[0]));
+			}
+			if (ref.n >= 6)
+				memmove(&ref.e[0], &ref.e[1],
+				        --ref.n * sizeof(ref.e[0]));
+			ref.e[ref.n].id = id;
+			ref.e[ref.n].seq = ref.last_seq;
+			ref.e[ref.n].time = test_time;
+			ref.n++;
+		} else if (p < 55) {
+			uint32_t k = r->n_eff = 0;
+
+			assert_int_equal(get_msgs(f, "q", 1, 3, 0, 1, r),
+			                 FSM_OK);
+			for (k = 0; k < r->n_eff && nseqs < 256; k++)
+				seqs[nseqs++] = r->eff[k].seq;
+		} else if (p < 80 && nseqs > 0) {
+			uint32_t k = (uint32_t)(rng >> 40) % nseqs;
+			uint8_t type = p < 72 ? FSM_CMD_ACK : FSM_CMD_NACK;
+
+			(void)settle(f, type, 2, seqs[k],
+			             (uint8_t)((rng >> 50) & 1), 0, r);
+			seqs[k] = seqs[--nseqs];
+		} else if (p < 82) {
+			assert_int_equal(
+			    apply(
+			        f,
+			        &(struct fsm_cmd){
+			            .type = FSM_CMD_QUEUE_PURGE,
+			            .session = 1,
+			            .u.qdelete = {.name = "q", .name_len = 1}},
+			        r),
+			    FSM_OK);
+		} else if (p < 98) {
+			test_time += (rng >> 45) % 6;
+		} else {
+			struct fsm *g = fsm_new(NULL);
+			size_t len;
+			void *buf = snap(f, &len);
+
+			assert_int_equal(fsm_restore(g, buf, len), FSM_OK);
+			free(buf);
+			assert_true(snap_equal(f, g));
+			fsm_free(f);
+			f = g;
+		}
+	}
+	assert_true(dups > 1000);
+	printf("dedup model: %llu duplicates in 20000 steps\n",
+	       (unsigned long long)dups);
+	test_time = 1000;
+	fsm_free(f);
+	free(r);
+}
+
+/* The seq index with holes: messages stuck far behind the head keep only
+ * their chunks; everything else is given back. */
+static void test_seq_holes(void **state)
+{
+	struct fsm *f = fsm_new(NULL), *g = fsm_new(NULL);
+	struct fsm_cmd c = cmd_of(FSM_CMD_PUBLISH), a = cmd_of(FSM_CMD_ACK);
+	struct rec *r = rec_new();
+	uint64_t mem0, mem_full, mem_holes, i;
+	size_t len;
+	void *buf;
+
+	(void)state;
+	assert_int_equal(declare(f, "h", NULL, r), FSM_OK);
+	mem0 = fsm_memory(f);
+	c.time = a.time = 1000;
+	c.u.publish.key = "h";
+	c.u.publish.key_len = 1;
+	c.u.publish.msg.payload = "0123456789";
+	c.u.publish.msg.payload_len = 10;
+	a.u.settle.queue_id = 1;
+	for (i = 0; i < 5000; i++)
+		assert_int_equal(fsm_apply(f, &c, NULL), FSM_OK);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(get_msgs(f, "h", 1, 1000, 1000000, 1, NULL),
+		                 FSM_OK);
+	mem_full = fsm_memory(f);
+	for (i = 1; i <= 5000; i++) {
+		a.u.settle.seq = i;
+		if (i != 2 && i != 2600)
+			assert_int_equal(fsm_apply(f, &a, NULL), FSM_OK);
+	}
+	assert_int_equal(fsm_check(f), 0);
+	mem_holes = fsm_memory(f);
+	assert_true(mem_holes - mem0 < (mem_full - mem0) / 4);
+	/* Far ahead of the stuck ones. */
+	for (i = 0; i < 20000; i++) {
+		assert_int_equal(fsm_apply(f, &c, NULL), FSM_OK);
+		assert_int_equal(get_msgs(f, "h", 1, 1, 1000000, 1, NULL),
+		                 FSM_OK);
+		a.u.settle.seq = 5001 + i;
+		assert_int_equal(fsm_apply(f, &a, NULL), FSM_OK);
+	}
+	assert_int_equal(fsm_check(f), 0);
+	assert_true(fsm_memory(f) <= mem_holes + 4096);
+	assert_int_equal(qstats(f, "h").in_flight, 2);
+	buf = snap(f, &len);
+	assert_int_equal(fsm_restore(g, buf, len), FSM_OK);
+	free(buf);
+	assert_true(snap_equal(f, g));
+	a.u.settle.seq = 2600;
+	assert_int_equal(apply(g, &a, r), FSM_OK);
+	assert_int_equal(settle(g, FSM_CMD_NACK, 1, 2, 0, 0, r), FSM_OK);
+	r->n_eff = 0;
+	assert_int_equal(get_msgs(g, "h", 1, 5, 0, 1, r), FSM_OK);
+	assert_int_equal(r->n_eff, 1);
+	assert_int_equal(r->eff[0].seq, 2);
+	a.u.settle.seq = 2;
+	assert_int_equal(apply(g, &a, r), FSM_OK);
+	assert_int_equal(apply(g, &a, r), FSM_ENOMSG);
+	a.u.settle.seq = 25000;
+	assert_int_equal(apply(g, &a, r), FSM_ENOMSG);
+	assert_int_equal(qstats(g, "h").in_flight + qstats(g, "h").ready, 0);
+	fsm_free(f);
+	fsm_free(g);
+	free(r);
+}
+
 /* Memory per queued message: FSM_MEM_N (default 1,000,000) messages of 100
  * bytes with a 16-byte id, through fsm_apply. */
 static void test_memory(void **state)
@@ -292,6 +556,9 @@ int main(void)
 	    cmocka_unit_test(test_delete_purge),
 	    cmocka_unit_test(test_publish_limits),
 	    cmocka_unit_test(test_dedup),
+	    cmocka_unit_test(test_dedup_after_leave),
+	    cmocka_unit_test(test_dedup_model),
+	    cmocka_unit_test(test_seq_holes),
 	    cmocka_unit_test(test_ttl_delay),
 	    cmocka_unit_test(test_memory),
 	};
