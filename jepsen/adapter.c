@@ -9,6 +9,7 @@
  *   {"id":1,"op":"enqueue","queue":"q0","value":"12:3:4"}
  *   {"id":2,"op":"dequeue","queue":"q0","vis":5000}
  *   {"id":3,"op":"dequeue-noack","queue":"q0","vis":5000}
+ *   {"id":6,"op":"consume","queue":"q0","timeout":300}
  *   {"id":4,"op":"declare","queue":"q0","ack_timeout":5000}
  *   {"id":5,"op":"status"}
  *
@@ -27,6 +28,7 @@
 
 static struct raftmq *conn;
 static struct raftmq_options opts;
+static char consumer_queue[256]; /* queue of the registered consumer */
 
 /* Finds "key": in a flat JSON object and copies its string value. */
 static int json_str(const char *line, const char *key, char *out, size_t n)
@@ -92,36 +94,66 @@ static void put_str(const char *s)
 static const char *err_name(int rc)
 {
 	switch (rc) {
-	case RAFTMQ_ENOQUEUE: return "ENOQUEUE";
-	case RAFTMQ_ENOTOPIC: return "ENOTOPIC";
-	case RAFTMQ_EEXISTS: return "EEXISTS";
-	case RAFTMQ_EINVAL: return "EINVAL";
-	case RAFTMQ_ETOOBIG: return "ETOOBIG";
-	case RAFTMQ_EFULL: return "EFULL";
-	case RAFTMQ_ENOCONSUMER: return "ENOCONSUMER";
-	case RAFTMQ_ENOMSG: return "ENOMSG";
-	case RAFTMQ_EMALFORMED: return "EMALFORMED";
-	case RAFTMQ_ELIMIT: return "ELIMIT";
-	case RAFTMQ_ENOTEMPTY: return "ENOTEMPTY";
-	case RAFTMQ_EINUSE: return "EINUSE";
-	case RAFTMQ_ESERVERMEM: return "ESERVERMEM";
-	case RAFTMQ_EPROTO: return "EPROTO";
-	case RAFTMQ_EFRAME: return "EFRAME";
-	case RAFTMQ_EVERSION: return "EVERSION";
-	case RAFTMQ_ENOTLEADER: return "ENOTLEADER";
-	case RAFTMQ_EUNAVAILABLE: return "EUNAVAILABLE";
-	case RAFTMQ_EUNKNOWN: return "EUNKNOWN";
-	case RAFTMQ_EBUSY: return "EBUSY";
-	case RAFTMQ_ESERVERTIMEOUT: return "ESERVERTIMEOUT";
-	case RAFTMQ_ESHUTDOWN: return "ESHUTDOWN";
-	case RAFTMQ_EHELLO: return "EHELLO";
-	case RAFTMQ_ECONNECT: return "ECONNECT";
-	case RAFTMQ_ETIMEOUT: return "ETIMEOUT";
-	case RAFTMQ_ENOMEM: return "ENOMEM";
-	case RAFTMQ_EARG: return "EARG";
-	case RAFTMQ_EBADREPLY: return "EBADREPLY";
-	case RAFTMQ_ECANCELLED: return "ECANCELLED";
-	default: return "EOTHER";
+	case RAFTMQ_ENOQUEUE:
+		return "ENOQUEUE";
+	case RAFTMQ_ENOTOPIC:
+		return "ENOTOPIC";
+	case RAFTMQ_EEXISTS:
+		return "EEXISTS";
+	case RAFTMQ_EINVAL:
+		return "EINVAL";
+	case RAFTMQ_ETOOBIG:
+		return "ETOOBIG";
+	case RAFTMQ_EFULL:
+		return "EFULL";
+	case RAFTMQ_ENOCONSUMER:
+		return "ENOCONSUMER";
+	case RAFTMQ_ENOMSG:
+		return "ENOMSG";
+	case RAFTMQ_EMALFORMED:
+		return "EMALFORMED";
+	case RAFTMQ_ELIMIT:
+		return "ELIMIT";
+	case RAFTMQ_ENOTEMPTY:
+		return "ENOTEMPTY";
+	case RAFTMQ_EINUSE:
+		return "EINUSE";
+	case RAFTMQ_ESERVERMEM:
+		return "ESERVERMEM";
+	case RAFTMQ_EPROTO:
+		return "EPROTO";
+	case RAFTMQ_EFRAME:
+		return "EFRAME";
+	case RAFTMQ_EVERSION:
+		return "EVERSION";
+	case RAFTMQ_ENOTLEADER:
+		return "ENOTLEADER";
+	case RAFTMQ_EUNAVAILABLE:
+		return "EUNAVAILABLE";
+	case RAFTMQ_EUNKNOWN:
+		return "EUNKNOWN";
+	case RAFTMQ_EBUSY:
+		return "EBUSY";
+	case RAFTMQ_ESERVERTIMEOUT:
+		return "ESERVERTIMEOUT";
+	case RAFTMQ_ESHUTDOWN:
+		return "ESHUTDOWN";
+	case RAFTMQ_EHELLO:
+		return "EHELLO";
+	case RAFTMQ_ECONNECT:
+		return "ECONNECT";
+	case RAFTMQ_ETIMEOUT:
+		return "ETIMEOUT";
+	case RAFTMQ_ENOMEM:
+		return "ENOMEM";
+	case RAFTMQ_EARG:
+		return "EARG";
+	case RAFTMQ_EBADREPLY:
+		return "EBADREPLY";
+	case RAFTMQ_ECANCELLED:
+		return "ECANCELLED";
+	default:
+		return "EOTHER";
 	}
 }
 
@@ -159,6 +191,7 @@ static int reopen(void)
 {
 	if (conn)
 		raftmq_close(conn);
+	consumer_queue[0] = '\0';
 	conn = raftmq_new(&opts);
 	return conn ? 0 : -1;
 }
@@ -268,6 +301,68 @@ static void do_dequeue(long long id, const char *line, int ack)
 	}
 }
 
+/*
+ * Push consumer variant of dequeue: the first call registers a consumer with
+ * prefetch 1 on the queue; each call then waits up to "timeout" ms for the
+ * next delivery and acks it. The worker must use one queue only.
+ */
+static void do_consume(long long id, const char *line)
+{
+	char queue[256];
+	long long timeout = json_int(line, "timeout", 300);
+	struct raftmq_delivery *d = NULL;
+	const char *ack_type = "ok";
+	const char *ack_err = "";
+	int rc, arc;
+
+	if (json_str(line, "queue", queue, sizeof(queue))) {
+		reply_err(id, "fail", RAFTMQ_EARG);
+		return;
+	}
+	if (strcmp(consumer_queue, queue) != 0) {
+		if (consumer_queue[0] != '\0') {
+			reply_err(id, "fail", RAFTMQ_EARG);
+			return;
+		}
+		rc = ensure_connected();
+		if (rc) {
+			reply_err(id, "fail", rc);
+			return;
+		}
+		rc = raftmq_consume(conn, queue, 1, NULL);
+		if (rc) {
+			reply_err(id, rc == RAFTMQ_ENOQUEUE ? "fail" : "info",
+			          rc);
+			return;
+		}
+		snprintf(consumer_queue, sizeof(consumer_queue), "%s", queue);
+	}
+	rc = raftmq_next_delivery(conn, (int)timeout, &d);
+	if (rc == RAFTMQ_ETIMEOUT) {
+		printf("{\"id\":%lld,\"type\":\"fail\",\"error\":\"empty\"}\n",
+		       id);
+		return;
+	}
+	if (rc) {
+		reply_err(id, "info", rc);
+		return;
+	}
+	arc = raftmq_ack(conn, d->queue_id, d->seq);
+	if (arc) {
+		ack_type = arc == RAFTMQ_ENOMSG ? "fail" : "info";
+		ack_err = err_name(arc);
+	}
+	printf("{\"id\":%lld,\"type\":\"ok\",\"value\":", id);
+	put_str((const char *)d->payload);
+	printf(",\"seq\":%llu,\"redelivered\":%s,\"delivery-count\":%u,"
+	       "\"queue-id\":%u,\"consumer\":%llu,\"ack\":\"%s\","
+	       "\"ack-error\":\"%s\"}\n",
+	       (unsigned long long)d->seq, d->redelivered ? "true" : "false",
+	       d->delivery_count, d->queue_id, (unsigned long long)d->consumer,
+	       ack_type, ack_err);
+	raftmq_delivery_free(d);
+}
+
 static void do_declare(long long id, const char *line)
 {
 	char queue[256];
@@ -340,6 +435,8 @@ int main(int argc, char **argv)
 			do_dequeue(id, line, 1);
 		} else if (!strcmp(op, "dequeue-noack")) {
 			do_dequeue(id, line, 0);
+		} else if (!strcmp(op, "consume")) {
+			do_consume(id, line);
 		} else if (!strcmp(op, "declare")) {
 			do_declare(id, line);
 		} else if (!strcmp(op, "status")) {

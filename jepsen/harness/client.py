@@ -37,9 +37,17 @@ def build_adapter(build_dir, out_path):
     libs = subprocess.run(["pkg-config", "--libs", "msgpack", "libuv"],
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           text=True).stdout.split()
-    cmd = ["cc", "-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
-           "-D_POSIX_C_SOURCE=200809L", "-I", os.path.join(REPO, "client"),
-           "-o", out_path + ".tmp", src, client, wire] + libs + ["-lpthread"]
+    san = []
+    try:
+        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+            if "RAFTMQ_SANITIZE:BOOL=ON" in f.read():
+                san = ["-fsanitize=address,undefined"]
+    except OSError:
+        pass
+    cmd = (["cc", "-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror"] +
+           san + ["-D_POSIX_C_SOURCE=200809L", "-I",
+                  os.path.join(REPO, "client"), "-o", out_path + ".tmp",
+                  src, client, wire] + libs + ["-lpthread"])
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True)
     if r.returncode:

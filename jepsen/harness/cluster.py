@@ -3,7 +3,7 @@ namespace on a bridge this run creates) and docker (not yet)."""
 import glob
 import json
 import os
-import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +31,23 @@ def faketime_lib():
         if os.path.exists(p):
             return p
     return None
+
+
+def ensure_faketime():
+    """Installs the Debian faketime package when it is missing (root
+    only). Returns the library path or None."""
+    lib = faketime_lib()
+    if lib or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return lib
+    print("installing faketime (apt-get) for the clock nemesis ...",
+          flush=True)
+    try:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "faketime"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=300)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return faketime_lib()
 
 
 class ClusterError(Exception):
@@ -71,7 +88,14 @@ class LocalNetns:
         self.net_up = False
         self.watch_stop = threading.Event()
         self.watcher = None
-        self.ftlib = faketime_lib() if opts.get("faketime", True) else None
+        self.ftlib = None
+        if "clock" in opts.get("nemesis", {}):
+            self.ftlib = ensure_faketime()
+            if not self.ftlib:
+                raise ClusterError("the clock nemesis needs libfaketime "
+                                   "(apt-get install faketime)")
+        elif opts.get("faketime", True):
+            self.ftlib = faketime_lib()
         self.state_file = os.path.join(STATE_DIR, self.tag + ".json")
 
     # ---- addresses -------------------------------------------------
@@ -244,6 +268,11 @@ class LocalNetns:
                     "--log-level", self.opts.get("log_level", "info")]
             argv += self.opts.get("node_args", [])
             env = dict(os.environ)
+            # An ASan build must tolerate libfaketime in LD_PRELOAD.
+            asan = env.get("ASAN_OPTIONS", "")
+            if "verify_asan_link_order" not in asan:
+                env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + \
+                    "verify_asan_link_order=0"
             if self.ftlib:
                 if not os.path.exists(self.clock_file(node)):
                     self.set_clock(node, 0)
@@ -400,11 +429,15 @@ def make_cluster(mode, run_dir, opts, journal):
 
 
 def _alive(pid):
+    """True when `pid` is a live (not zombie) harness process."""
     try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmd = f.read()
+    except (OSError, IndexError):
         return False
+    return state != "Z" and b"jepsen" in cmd
 
 
 def clean_all(force=False):

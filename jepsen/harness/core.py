@@ -1,6 +1,7 @@
 """Test lifecycle: setup, quiet, main, heal, recover, post-heal, drain,
 collect, check, report; the worker pool; scenarios; the CLI."""
 import argparse
+import glob
 import json
 import os
 import random
@@ -15,7 +16,7 @@ import time
 from . import checker, report
 from .client import Adapter, AdapterDied, build_adapter, REPO, HERE
 from .cluster import ClusterError, clean_all, make_cluster
-from .history import HistoryWriter, read_history, write_history_txt
+from .history import HistoryWriter, read_history
 from .nemesis import Nemesis
 
 STORE = os.path.join(HERE, "store")
@@ -28,6 +29,7 @@ DEFAULTS = {
     "op_timeout": 5.0, "visibility_ms": 5000, "order": "per-producer",
     "nemesis": {}, "strict_acks": True, "lenient_fail": False,
     "log_level": "info", "node_args": [], "publish_only": False,
+    "dequeue_mode": "get",
 }
 
 # name -> (description, overrides, quick overrides or None if not in quick)
@@ -66,6 +68,30 @@ SCENARIOS = [
     ("redelivery", "kill the leader, 20% dequeue-noack (redelivery)",
      {"nemesis": {"kill": ["leader"]}, "noack": 0.2, "time_limit": 120},
      None),
+    ("corrupt", "kill one node, truncate or bitflip one of its data files, "
+     "restart (never a majority)",
+     {"nemesis": {"corrupt": ["truncate", "bitflip"]}, "time_limit": 180,
+      "nemesis_interval": 20}, None),
+    ("mutation-wipe-all", "SELF-VALIDATION, must FAIL: kill every node "
+     "and delete its data dir, restart",
+     {"nemesis": {"wipe": ["all"]}, "time_limit": 60,
+      "nemesis_interval": 10, "expect": False},
+     {"time_limit": 30, "nemesis_interval": 8}),
+    ("consume-kill-leader", "kill the leader; half of the workers dequeue "
+     "through push consumers (prefetch 1) instead of GET",
+     {"nemesis": {"kill": ["leader"]}, "dequeue_mode": "mixed",
+      "time_limit": 120}, None),
+    ("consume-partition", "partitions; half of the workers use push "
+     "consumers",
+     {"nemesis": {"partition": ["one", "leader", "majority-split",
+                                "bridge"]},
+      "dequeue_mode": "mixed", "time_limit": 120}, None),
+    ("mutation-ack-before-commit", "SELF-VALIDATION, must FAIL: node built "
+     "with -DRAFTMQ_TEST_FAULTS=ON, run with --test-fault 1 (publish "
+     "confirmed without proposing), kill the leader",
+     {"nemesis": {"kill": ["leader"]}, "time_limit": 60, "expect": False,
+      "test_fault": 1},
+     {"time_limit": 20, "nemesis_interval": 6}),
     ("chaos", "partition, kill, pause and clock together, interval 5 s",
      {"nemesis": {"partition": ["one", "majority-split", "leader", "bridge"],
                   "kill": ["one", "leader", "majority"],
@@ -212,6 +238,10 @@ class Test:
             if self.o["publish_only"] or rng.uniform(0, 100) < enq_pct:
                 op = {"f": "enqueue", "queue": q,
                       "value": self.next_value(process, q, pseq)}
+            elif self.consumes(t):
+                op = {"f": "dequeue", "queue":
+                      self.queues[t % len(self.queues)], "value": None,
+                      "via": "consume"}
             else:
                 f = "dequeue-noack" if rng.random() < self.o["noack"] \
                     else "dequeue"
@@ -225,13 +255,23 @@ class Test:
         if a:
             a.close()
 
+    def consumes(self, t):
+        """Whether worker t dequeues through a push consumer."""
+        m = self.o.get("dequeue_mode", "get")
+        return m == "consume" or (m == "mixed" and t % 2 == 1)
+
     def invoke(self, a, t, process, node, op):
         base = {"process": process, "worker": t, "node": node,
                 "f": op["f"], "queue": op["queue"]}
+        if op.get("via"):
+            base["via"] = op["via"]
         self.j.append(dict(base, type="invoke", value=op["value"]))
         req = {"op": op["f"], "queue": op["queue"]}
         if op["f"] == "enqueue":
             req["value"] = op["value"]
+        elif op.get("via") == "consume":
+            req["op"] = "consume"
+            req["timeout"] = 300
         else:
             req["vis"] = self.o["visibility_ms"]
         try:
@@ -244,7 +284,7 @@ class Test:
                     value=op["value"] if op["f"] == "enqueue"
                     else r.get("value"),
                     error=r.get("error"))
-        for k in ("seq", "redelivered", "delivery-count", "ack",
+        for k in ("seq", "redelivered", "delivery-count", "ack", "consumer",
                   "ack-error", "msg", "duplicate"):
             if k in r and r[k] not in ("", None):
                 comp[k] = r[k]
@@ -298,7 +338,8 @@ class Test:
                 if comp["type"] == "ok":
                     st["last"] = now
                     st["empties"] = {}
-                elif comp.get("error") == "empty":
+                elif comp.get("error") in ("empty", "ENOQUEUE"):
+                    # A queue that does not exist has nothing to deliver.
                     key = (node, q)
                     st["empties"][key] = st["empties"].get(key, 0) + 1
             if comp["type"] == "info":
@@ -513,8 +554,94 @@ def check_dir(run_dir, quiet=False):
     return res
 
 
+def latest_full_run(name, full):
+    """The newest run dir of `name` with the scenario's full time limit and
+    no extra node flags (so not a quick, ASan or ad-hoc run)."""
+    want = full.get("time_limit", DEFAULTS["time_limit"])
+    dirs = sorted(glob.glob(os.path.join(STORE, name, "2*")), reverse=True)
+    for d in dirs:
+        try:
+            with open(os.path.join(d, "test.json")) as f:
+                o = json.load(f)["opts"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if float(o.get("time_limit", 0)) == float(want) and \
+                not o.get("quick") and "asan" not in o.get("build_dir", "") \
+                and os.path.exists(os.path.join(d, "results.json")):
+            extra = [a for a in o.get("node_args", [])
+                     if a not in ("--test-fault", str(full.get("test_fault")))]
+            if not extra:
+                return d
+    return os.path.join(STORE, name, "latest")
+
+
+def latest_table():
+    """Markdown table: every scenario, its command and its latest run."""
+    rows = ["| scenario | faults | command | quick | latest run (time-limit) "
+            "| ops | acked/attempted | lost | dup values (+deliveries) | "
+            "recovered/unknown | recovery s | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, desc, full, quick in SCENARIOS:
+        cmd = "`jepsen/run test %s`" % name
+        qk = "yes" if quick else ""
+        d = latest_full_run(name, full)
+        try:
+            with open(os.path.join(d, "results.json")) as f:
+                r = json.load(f)
+            with open(os.path.join(d, "test.json")) as f:
+                t = json.load(f)
+        except (OSError, ValueError):
+            rows.append("| %s | %s | %s | %s | not run | | | | | | | |" % (
+                name, desc, cmd, qk))
+            continue
+        q, st, lv = r.get("queue", {}), r.get("stats", {}), \
+            r.get("liveness", {})
+        word = report.verdict_word(r.get("valid"))
+        if full.get("expect") is False:
+            word += " (expected)" if r.get("valid") is False else \
+                " (FAIL expected!)"
+        rows.append("| %s | %s | %s | %s | %s (%ss) | %s | %s/%s | %s | "
+                    "%s (+%s) | %s/%s | %s | %s%s |" % (
+                        name, desc, cmd, qk,
+                        os.path.basename(os.path.realpath(d)),
+                        t["opts"].get("time_limit"), st.get("count"),
+                        q.get("acknowledged-count"), q.get("attempt-count"),
+                        q.get("lost-count"), q.get("duplicated-count"),
+                        q.get("duplicate-deliveries"),
+                        q.get("recovered-count"), q.get("unknown-count"),
+                        lv.get("recovery-time-s"), word,
+                        " (%s)" % ", ".join(r.get("bad-error-types", []))
+                        if r.get("bad-error-types") else ""))
+    return "\n".join(rows)
+
+
 def exit_code(valid):
     return 0 if valid is True else 1 if valid is False else 2
+
+
+def ensure_faults_build(bdir):
+    """Configures and builds the node with test-only fault switches."""
+    node = os.path.join(bdir, "node", "raftmq-node")
+    cache = os.path.join(bdir, "CMakeCache.txt")
+    if not os.path.exists(cache):
+        r = subprocess.run(["cmake", "-S", REPO, "-B", bdir,
+                            "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+                            "-DRAFTMQ_TEST_FAULTS=ON"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        if r.returncode:
+            raise RuntimeError("configuring %s failed:\n%s" % (bdir, r.stdout))
+    with open(cache) as f:
+        if "RAFTMQ_TEST_FAULTS:BOOL=ON" not in f.read():
+            raise RuntimeError("%s is not a -DRAFTMQ_TEST_FAULTS=ON build"
+                               % bdir)
+    print("building %s (test faults) ..." % bdir, flush=True)
+    r = subprocess.run(["cmake", "--build", bdir, "--target", "raftmq-node",
+                        "raftmq_client", "wire", "-j2"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    if r.returncode or not os.path.exists(node):
+        raise RuntimeError("building %s failed:\n%s" % (bdir, r.stdout[-3000:]))
 
 
 def build_opts(args, name, quick):
@@ -523,9 +650,11 @@ def build_opts(args, name, quick):
     if quick:
         o.update(QUICK_COMMON)
         o.update(SCEN[name][3] or {})
+        o["quick"] = True
     for k in ("rate", "time_limit", "concurrency", "nemesis_interval",
               "final_time_limit", "initial_quiet", "post_heal_ops",
-              "op_timeout", "noack", "mode", "order", "mix"):
+              "op_timeout", "noack", "mode", "order", "mix",
+              "dequeue_mode"):
         v = getattr(args, k, None)
         if v is not None:
             o[k] = v
@@ -542,10 +671,15 @@ def build_opts(args, name, quick):
     if args.no_strict_acks:
         o["strict_acks"] = False
     bdir = os.path.abspath(args.build_dir)
-    o["build_dir"] = bdir
+    if o.get("test_fault"):
+        bdir = os.path.abspath(args.faults_build_dir)
+        ensure_faults_build(bdir)
     o["node_bin"] = os.path.abspath(args.node_bin) if args.node_bin else \
         os.path.join(bdir, "node", "raftmq-node")
-    o["node_args"] = args.node_arg or []
+    o["build_dir"] = bdir
+    o["node_args"] = list(args.node_arg or [])
+    if o.get("test_fault"):
+        o["node_args"] += ["--test-fault", str(o["test_fault"])]
     o["adapter_dir"] = bdir
     o["faketime"] = True
     return o
@@ -563,6 +697,19 @@ def run_one(args, name, quick):
 
 
 def main(argv=None):
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 255
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        print("harness error (exit 255)", file=sys.stderr)
+        return 255
+
+
+def _main(argv=None):
     p = argparse.ArgumentParser(prog="jepsen/run",
                                 description="raftmq chaos harness")
     sub = p.add_subparsers(dest="cmd")
@@ -579,6 +726,11 @@ def main(argv=None):
         s.add_argument("--mode", choices=["local-netns", "docker"])
         s.add_argument("--build-dir", default=os.path.join(REPO, "build"))
         s.add_argument("--node-bin")
+        s.add_argument("--faults-build-dir",
+                       default=os.path.join(REPO, "build-faults"),
+                       help="build with -DRAFTMQ_TEST_FAULTS=ON for the "
+                       "mutation-ack-before-commit scenario (built if "
+                       "missing)")
         s.add_argument("--node-arg", action="append",
                        help="extra node flag (repeatable), e.g. "
                        "--node-arg=--test-fault --node-arg=1")
@@ -598,6 +750,8 @@ def main(argv=None):
         s.add_argument("--mix")
         s.add_argument("--order", choices=["none", "per-producer", "total"])
         s.add_argument("--publish-only", action="store_true")
+        s.add_argument("--dequeue-mode", dest="dequeue_mode",
+                       choices=["get", "consume", "mixed"])
         s.add_argument("--no-strict-acks", action="store_true")
         s.add_argument("--test-count", type=int, default=1)
     s = sub.add_parser("check")
@@ -608,6 +762,8 @@ def main(argv=None):
     s.add_argument("--force", action="store_true",
                    help="also remove resources of runs still alive")
     sub.add_parser("list")
+    sub.add_parser("table", help="markdown table of the latest run of "
+                   "every scenario")
     s = sub.add_parser("selftest")
     s.add_argument("--build-dir", default=os.path.join(REPO, "build"))
     s.add_argument("--node-bin")
@@ -634,9 +790,12 @@ def main(argv=None):
         except (ClusterError, RuntimeError) as e:
             print("harness error: %s" % e, file=sys.stderr)
             return 255
+    if args.cmd == "table":
+        print(latest_table())
+        return 0
     if args.cmd == "list":
         for name, desc, full, quick in SCENARIOS:
-            print("%-18s %s%s" % (name, desc, " [quick]" if quick else ""))
+            print("%-24s %s%s" % (name, desc, " [quick]" if quick else ""))
         return 0
     if args.cmd in ("check", "report"):
         d = os.path.abspath(args.dir)
@@ -672,24 +831,34 @@ def main(argv=None):
                     print("harness error: %s" % e, file=sys.stderr)
                     if args.cmd == "test":
                         return 255
-                    results.append((n, "error", str(e)))
+                    results.append((n, "error", str(e), True))
                     break
-                results.append((n, res["valid"], d))
-                if res["valid"] is not True:
+                expect = SCEN[n][2].get("expect", True)
+                results.append((n, res["valid"], d, expect))
+                if res["valid"] is not expect:
                     break
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 255
     if args.cmd == "test":
         return exit_code(results[-1][1])
-    passed = [r for r in results if r[1] is True]
-    failed = [r for r in results if r[1] is False]
-    other = [r for r in results if r[1] not in (True, False)]
+    # A mutation scenario passes when the harness reports the FAIL it must.
+    passed = [r for r in results if r[1] is r[3]]
+    failed = [r for r in results if r[1] is not r[3] and r[1] != "unknown"]
+    other = [r for r in results if r[1] == "unknown"]
     print()
-    for n, v, d in results:
-        print("%-18s %-8s %s" % (n, {True: "PASS", False: "FAIL"}.get(
-            v, "UNKNOWN" if v != "error" else "ERROR"), d))
+    for n, v, d, e in results:
+        word = {True: "PASS", False: "FAIL"}.get(
+            v, "UNKNOWN" if v != "error" else "ERROR")
+        if e is False:
+            word += " (expected FAIL)" if v is False else \
+                " (expected FAIL!)"
+        print("%-24s %-22s %s" % (n, word, d))
     print("%d passed, %d failed" % (len(passed), len(failed) + len(other)))
+    for label, rs in (("passed", passed), ("failed", failed),
+                      ("unknown", other)):
+        if rs:
+            print("%s: %s" % (label, " ".join(r[2] for r in rs)))
     if failed or other:
         return 1 if failed else 2
     return 0

@@ -26,6 +26,9 @@ class HistoryWriter:
 
     def append(self, op):
         with self.lock:
+            if self.f.closed:
+                # A straggler thread after teardown: nothing to record.
+                return dict(op)
             op = dict(op)
             op["index"] = self.index
             self.index += 1

@@ -1,18 +1,56 @@
 """Nemesis packages (kill, pause, partition, clock, packet), grudges, targets
 and the seeded flip-flop scheduler. Every fault is journaled after it is
 applied, with its targets, as a `process: "nemesis"` info op."""
-import random
+import os
+import shutil
 import threading
 import time
 
-COLORS = {"kill": "#E9A4A0", "pause": "#A0B1E9", "partition": "#E9DCA0",
+COLORS = {"corrupt": "#99F2E2", "wipe": "#C9A0E9", "kill": "#E9A4A0", "pause": "#A0B1E9", "partition": "#E9DCA0",
           "packet": "#D1E8A0", "clock": "#A0E9E3", "other": "#CCCCCC"}
 # fault-start f -> (package, stop f)
-KINDS = {"kill": ("kill", "start"), "pause": ("pause", "resume"),
+KINDS = {"truncate": ("corrupt", "start-corrupted"),
+         "bitflip": ("corrupt", "start-corrupted"),
+         "wipe": ("wipe", "start-wiped"),
+         "kill": ("kill", "start"), "pause": ("pause", "resume"),
          "start-partition": ("partition", "stop-partition"),
          "start-packet": ("packet", "stop-packet"),
          "bump-clock": ("clock", "reset-clock"),
          "strobe-clock": ("clock", "reset-clock")}
+
+
+def corrupt_file(data_dir, kind, rng):
+    """Truncates the last U(1..4096) bytes of, or flips bits (p = 1e-3,
+    1e-4 or 1e-5 per bit) in, a random non-empty file under data_dir."""
+    files = []
+    for root, _, names in os.walk(data_dir):
+        for n in names:
+            p = os.path.join(root, n)
+            if os.path.getsize(p) > 0:
+                files.append(p)
+    if not files:
+        return {"file": None}
+    path = rng.choice(sorted(files))
+    size = os.path.getsize(path)
+    rel = os.path.relpath(path, data_dir)
+    if kind == "truncate":
+        cut = min(size, rng.randint(1, 4096))
+        os.truncate(path, size - cut)
+        return {"file": rel, "size": size, "truncated": cut}
+    p = rng.choice([1e-3, 1e-4, 1e-5])
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        flips = 0
+        nbits = len(data) * 8
+        # Geometric skips between flipped bits.
+        i = int(rng.expovariate(p))
+        while i < nbits:
+            data[i // 8] ^= 1 << (i % 8)
+            flips += 1
+            i += 1 + int(rng.expovariate(p))
+        f.seek(0)
+        f.write(data)
+    return {"file": rel, "size": size, "bitflip-p": p, "flips": flips}
 
 
 def complete_grudge(components):
@@ -103,6 +141,32 @@ class Nemesis:
                 self.c.kill(n)
             self.active[pkg] = ts
             self._log("kill", {"target": kind, "nodes": ts, "note": note})
+        elif pkg == "corrupt":
+            # Disk corruption, minority only, only while the node is down:
+            # skipped while any node is down (for example one that refused
+            # to start after an earlier corruption), so that at most one
+            # node's disk is ever damaged at a time.
+            down = [m for m in self.c.names if not self.c.is_running(m)]
+            if down:
+                self._log("corrupt-skipped", {"down": down})
+                return
+            n = self.rng.choice(self.c.names)
+            self.c.kill(n)
+            detail = corrupt_file(os.path.join(self.c.node_dir(n), "data"),
+                                  kind, self.rng)
+            self.active[pkg] = [n]
+            self._log(kind, dict(detail, node=n))
+        elif pkg == "wipe":
+            # Self-validation only: losing a majority's disks legitimately
+            # loses acked data, which the checker must report.
+            ts, note = self.targets(kind)
+            for n in ts:
+                self.c.kill(n)
+                d = os.path.join(self.c.node_dir(n), "data")
+                shutil.rmtree(d, ignore_errors=True)
+                os.makedirs(d, exist_ok=True)
+            self.active[pkg] = ts
+            self._log("wipe", {"target": kind, "nodes": ts})
         elif pkg == "pause":
             ts, note = self.targets(kind)
             for n in ts:
@@ -152,7 +216,12 @@ class Nemesis:
             raise ValueError("unknown package %r" % pkg)
 
     def stop(self, pkg, st):
-        if pkg == "kill":
+        if pkg in ("corrupt", "wipe"):
+            for n in st:
+                self.c.start_node(n)
+            self._log("start-corrupted" if pkg == "corrupt"
+                      else "start-wiped", {"nodes": st})
+        elif pkg == "kill":
             for n in st:
                 self.c.start_node(n)
             self._log("start", {"nodes": st})

@@ -385,7 +385,7 @@ def plots(ops, lost_class):
                                          c.get("error") or ""))
     for t, col in TYPE_COLORS.items():
         p.legend.append(("dot", col, t))
-    p.legend.append(("dot", "#fff", "o enq, \u25a1 deq, \u25b3 noack, "
+    p.legend.append(("dot", "#fff", "o enq \u25a1 deq \u25b3 noack "
                      "\u25c7 drain"))
     out.append(p.render())
 
@@ -452,6 +452,8 @@ def plots(ops, lost_class):
     # Acks observed before their enqueue completed would go negative for a
     # moment; clamp for display.
     pts = [(t, max(0, u)) for t, u in pts]
+    if pts:
+        pts.append((tmax, pts[-1][1]))
     p = Plot("unseen (acked, not yet observed)", tmax, 0,
              max((u for _, u in pts), default=1) * 1.1 + 1, ylabel="values")
     p.bands(intervals, marks, ph)

@@ -133,6 +133,17 @@ class QueueChecker(unittest.TestCase):
         r = q(h, **{"strict-acks": False})
         self.assertIs(r["valid"], True)
 
+    def test_consume_duplicate_after_ack_is_not_provable(self):
+        h = H()
+        h.enq(0, "1:0:1")
+        h.deq(1, "1:0:1", ack="ok")
+        h.op(2, "dequeue", "q0", None, "ok", value="1:0:1", ack="fail",
+             redelivered=True, via="consume")
+        h.ops[-2]["via"] = "consume"
+        r = q(h.drained())
+        self.assertIs(r["valid"], True)
+        self.assertEqual(r["duplicated-explained-count"], 1)
+
     def test_recovered_and_unknown(self):
         h = H()
         h.enq(0, "1:0:1")
@@ -256,6 +267,17 @@ class OrderChecker(unittest.TestCase):
         self.assertEqual(r["nonmonotonic-delivery-count"], 1)
         self.assertEqual(r["nonmonotonic-first-delivery-count"], 1)
 
+    def test_consume_prefetch_exempt_from_first_delivery_order(self):
+        h = H()
+        h.enq(0, "1:0:1", seq=1)
+        h.enq(0, "2:0:2", seq=2)
+        h.deq(2, "2:0:2", seq=2)
+        h.op(1, "dequeue", "q0", None, "ok", value="1:0:1", seq=1,
+             ack="ok", redelivered=False, via="consume")
+        h.ops[-2]["via"] = "consume"
+        r = checker.check_order(h.drained().ops)
+        self.assertEqual(r["nonmonotonic-first-delivery-count"], 0)
+
     def test_redelivery_exempt(self):
         h = H()
         h.enq(0, "1:0:1", seq=1)
@@ -294,6 +316,8 @@ class OtherCheckers(unittest.TestCase):
         h = H().drained(False)
         self.assertIn("drain-incomplete",
                       checker.check_liveness(h.ops)["bad-error-types"])
+        # No drain at all (the harness stopped early): unknown, not FAIL.
+        self.assertEqual(checker.check_liveness(H().ops)["valid"], "unknown")
 
     def test_unavailable_after_heal(self):
         h = H()

@@ -3,6 +3,7 @@ heal, against a fake cluster (no processes, no root needed)."""
 import os
 import random
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -152,6 +153,37 @@ class Scheduling(unittest.TestCase):
             if off:
                 self.assertTrue(0.011 <= abs(off[0]) <= 300, off)
             n.step("clock")
+
+    def test_corrupt_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "seg")
+            with open(path, "wb") as f:
+                f.write(b"\0" * 100000)
+            r = nemesis.corrupt_file(d, "truncate", random.Random(3))
+            self.assertEqual(r["file"], "seg")
+            self.assertEqual(os.path.getsize(path), 100000 - r["truncated"])
+            r = nemesis.corrupt_file(d, "bitflip", random.Random(3))
+            with open(path, "rb") as f:
+                ones = sum(bin(b).count("1") for b in f.read())
+            self.assertEqual(ones, r["flips"])
+            self.assertGreater(r["flips"], 0)
+
+    def test_corrupt_only_when_all_nodes_up(self):
+        with tempfile.TemporaryDirectory() as d:
+            n = self.make({"corrupt": ["truncate"]})
+            self.c.node_dir = lambda node: os.path.join(d, node)
+            for m in self.c.names:
+                os.makedirs(os.path.join(d, m, "data"))
+                with open(os.path.join(d, m, "data", "seg"), "wb") as f:
+                    f.write(b"x" * 5000)
+            n.step("corrupt")
+            self.assertEqual(len(self.c.down), 1)
+            n.step("corrupt")           # restart
+            self.assertEqual(self.c.down, set())
+            self.c.kill("n2")           # a node that stays down
+            n.step("corrupt")
+            self.assertEqual(self.j.ops[-1][0], "corrupt-skipped")
+            self.assertEqual(self.c.down, {"n2"})
 
     def test_colors_cover_packages(self):
         for start, (pkg, stop) in nemesis.KINDS.items():
