@@ -18,7 +18,8 @@ log() { printf 'deps: %s\n' "$*" >&2; }
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 pkgs=(build-essential cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev
-      autoconf automake libtool python3 procps)
+      autoconf automake libtool python3 procps
+      iproute2 iptables faketime)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
