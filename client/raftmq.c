@@ -179,7 +179,7 @@ void raftmq_options_default(struct raftmq_options *o)
 	o->client_name = "libraftmq";
 	o->timeout_ms = 15000;
 	o->connect_timeout_ms = 2000;
-	o->backoff_max_ms = 1000;
+	o->backoff_max_ms = 250;
 	o->window = 1024;
 }
 

@@ -79,7 +79,7 @@ struct raftmq_options {
 	int timeout_ms;          /* deadline of one call, retries included;
 	                            default 15000 */
 	int connect_timeout_ms;  /* per connection attempt; default 2000 */
-	int backoff_max_ms;      /* reconnect backoff cap; default 1000 */
+	int backoff_max_ms;      /* reconnect backoff cap; default 250 */
 	unsigned window;         /* async publishes in flight; default 1024,
 	                            at most 32768 */
 };
