@@ -43,6 +43,8 @@ void *fsm_htab_find(const struct fsm_htab *t, uint64_t h,
 /* Removes `elem` (by identity); may shrink the table. */
 void fsm_htab_remove(struct fsm *f, struct fsm_htab *t, void *elem);
 
+/* Orders names bytewise, a shorter prefix first (deterministic iteration). */
+int fsm_name_cmp(const char *a, uint32_t alen, const char *b, uint32_t blen);
 uint64_t fsm_hash_bytes(const char *s, size_t n);
 uint64_t fsm_hash_u64(uint64_t v);
 

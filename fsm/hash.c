@@ -228,3 +228,12 @@ void fsm_vec_free(struct fsm *f, struct fsm_vec *v)
 	v->v = NULL;
 	v->n = v->cap = 0;
 }
+
+int fsm_name_cmp(const char *a, uint32_t alen, const char *b, uint32_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}

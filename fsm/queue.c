@@ -1042,12 +1042,8 @@ static int cmp_qname(const void *a, const void *b)
 {
 	const struct fsm_queue *x = *(struct fsm_queue *const *)a;
 	const struct fsm_queue *y = *(struct fsm_queue *const *)b;
-	uint32_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-	int c = memcmp(x->name, y->name, n);
 
-	if (c != 0)
-		return c;
-	return x->name_len < y->name_len ? -1 : x->name_len > y->name_len;
+	return fsm_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 struct fsm_queue **fsm_queues_sorted(const struct fsm *f, uint32_t *n)

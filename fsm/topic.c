@@ -147,12 +147,8 @@ static int cmp_qname(const void *a, const void *b)
 {
 	const struct fsm_queue *x = *(struct fsm_queue *const *)a;
 	const struct fsm_queue *y = *(struct fsm_queue *const *)b;
-	uint32_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-	int c = memcmp(x->name, y->name, n);
 
-	if (c != 0)
-		return c;
-	return x->name_len < y->name_len ? -1 : x->name_len > y->name_len;
+	return fsm_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 uint32_t fsm_topic_route(const struct fsm *f, const struct fsm_topic *t,
@@ -208,12 +204,8 @@ static int cmp_tname(const void *a, const void *b)
 {
 	const struct fsm_topic *x = *(struct fsm_topic *const *)a;
 	const struct fsm_topic *y = *(struct fsm_topic *const *)b;
-	uint32_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-	int c = memcmp(x->name, y->name, n);
 
-	if (c != 0)
-		return c;
-	return x->name_len < y->name_len ? -1 : x->name_len > y->name_len;
+	return fsm_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 struct fsm_topic **fsm_topics_sorted(const struct fsm *f, uint32_t *n)
