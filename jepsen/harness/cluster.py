@@ -1,10 +1,12 @@
 """Clusters behind one interface: local-netns (each node in its own network
-namespace on a bridge this run creates) and docker (not yet)."""
+namespace on a bridge this run creates) and docker (the services of
+deploy/docker-compose.yml in a compose project of this run)."""
 import glob
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -411,13 +413,484 @@ class LocalNetns:
 
 
 class Docker:
-    mode = "docker"
+    """Three nodes n1..n3 as the services of deploy/docker-compose.yml, in
+    compose project raftmq-jepsen-<pid> (its own network and volumes).
 
-    def __init__(self, *a, **kw):
-        raise ClusterError(
-            "docker mode: not yet implemented (needs deploy/docker-compose.yml "
-            "with cap_add NET_ADMIN and iptables in the image); use "
-            "--mode local-netns")
+    Clients reach node i on 127.0.0.1:<port_base + i> (RAFTMQ_PORT_Ni); the
+    nodes talk to each other on the project's network, pinned by an override
+    file to 10.79.<k>.0/24 with node i at 10.79.<k>.1<i>, so that a restarted
+    container keeps its address. Faults: `docker kill -s KILL` / `docker
+    start`, `docker pause` / `unpause`, and grudges as iptables INPUT DROP
+    rules inside each container's network namespace (`nsenter -t <pid> -n`,
+    the host's iptables), reapplied when a killed container starts again.
+    Clock skew is not supported (the image has no libfaketime); nor are the
+    corrupt and wipe packages (they edit data dirs on the host)."""
+
+    mode = "docker"
+    UNSUPPORTED = {"clock": "clock skew (no libfaketime in the image)",
+                   "corrupt": "disk corruption (data lives in volumes)",
+                   "wipe": "data wipes (data lives in volumes)"}
+
+    def __init__(self, run_dir, opts, journal):
+        self.run_dir = run_dir
+        self.opts = opts
+        self.journal = journal
+        self.n = opts.get("nodes", 3)
+        if self.n != 3:
+            raise ClusterError("docker mode: the compose file has exactly 3 "
+                               "nodes")
+        for pkg in opts.get("nemesis", {}):
+            if pkg in self.UNSUPPORTED:
+                raise ClusterError("docker mode does not support %s; run "
+                                   "this scenario with --mode local-netns"
+                                   % self.UNSUPPORTED[pkg])
+        if opts.get("test_fault"):
+            raise ClusterError("docker mode runs the node of the image "
+                               "(built without RAFTMQ_TEST_FAULTS); run "
+                               "this scenario with --mode local-netns")
+        if os.geteuid() != 0:
+            raise ClusterError("docker mode needs root (dockerd, nsenter, "
+                               "iptables)")
+        for tool in ("docker", "nsenter", "iptables"):
+            if not shutil.which(tool):
+                raise ClusterError("docker mode: %s is missing (apt-get "
+                                   "install docker.io docker-compose "
+                                   "iptables)" % tool)
+        if shutil.which("docker-compose"):
+            self.compose = ["docker-compose"]
+        else:
+            self.compose = ["docker", "compose"]
+        self.repo = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        self.compose_file = os.path.join(self.repo, "deploy",
+                                         "docker-compose.yml")
+        self.project = "raftmq-jepsen-%d" % os.getpid()
+        self.tag = "d%04x" % (os.getpid() & 0xffff)
+        self.octet = opts.get("octet", os.getpid() % 250 + 1)
+        self.names = ["n%d" % i for i in range(1, self.n + 1)]
+        self.ip = {n: "10.79.%d.1%d" % (self.octet, i)
+                   for i, n in enumerate(self.names, 1)}
+        base = opts.get("docker_port_base", 27500)
+        self.port = {n: base + i for i, n in enumerate(self.names, 1)}
+        self.image = opts.get("docker_image", "raftmq:local")
+        self.cid = {}
+        self.rules = {n: [] for n in self.names}
+        self.expected_down = set()
+        self.paused = set()
+        self.lock = threading.Lock()
+        self.dockerd = None
+        self.project_up = False
+        self.collected = False
+        self.watch_stop = threading.Event()
+        self.watcher = None
+        self.override = os.path.join(run_dir, "docker-compose.override.yml")
+        self.state_file = os.path.join(STATE_DIR, self.tag + ".json")
+
+    # ---- addresses -------------------------------------------------
+
+    def client_addr(self, node):
+        return "127.0.0.1:%d" % self.port[node]
+
+    def node_dir(self, node):
+        return os.path.join(self.run_dir, "nodes", node)
+
+    # ---- docker plumbing ---------------------------------------------
+
+    def dc(self, *args, timeout=300, check=True):
+        env = dict(os.environ)
+        for n in self.names:
+            env["RAFTMQ_PORT_" + n.upper()] = str(self.port[n])
+        env["RAFTMQ_LOG_LEVEL"] = self.opts.get("log_level", "info")
+        argv = self.compose + ["-p", self.project, "-f", self.compose_file,
+                               "-f", self.override] + list(args)
+        try:
+            r = subprocess.run(argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ClusterError("%s: timed out after %d s"
+                               % (" ".join(argv), timeout))
+        if check and r.returncode != 0:
+            raise ClusterError("%s: %s" % (" ".join(argv),
+                                           r.stderr.strip()[-2000:]))
+        return r
+
+    def docker(self, *args, check=True, timeout=60):
+        try:
+            r = subprocess.run(["docker"] + list(args),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ClusterError("docker %s: timed out" % " ".join(args))
+        if check and r.returncode != 0:
+            raise ClusterError("docker %s: %s" % (" ".join(args),
+                                                  r.stderr.strip()))
+        return r
+
+    def _docker_ok(self):
+        try:
+            return subprocess.run(["docker", "info"],
+                                  stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL,
+                                  timeout=20).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def _ensure_engine(self):
+        """Starts dockerd (remembered, stopped at teardown) when `docker
+        info` fails."""
+        if self._docker_ok():
+            return
+        if not shutil.which("dockerd"):
+            raise ClusterError("docker mode: no docker engine (apt-get "
+                               "install docker.io)")
+        log = open(os.path.join(self.run_dir, "dockerd.log"), "ab")
+        self.dockerd = subprocess.Popen(["dockerd"], stdout=log,
+                                        stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+        log.close()
+        self._save_state()
+        for _ in range(60):
+            if self._docker_ok():
+                return
+            if self.dockerd.poll() is not None:
+                break
+            time.sleep(0.5)
+        raise ClusterError("dockerd did not come up (see dockerd.log)")
+
+    def _ensure_image(self):
+        if self.docker("image", "inspect", self.image,
+                       check=False).returncode == 0:
+            return
+        print("docker mode: building %s (deploy/base-image.sh, compose "
+              "build) ..." % self.image, flush=True)
+        r = subprocess.run([os.path.join(self.repo, "deploy",
+                                         "base-image.sh")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=900)
+        if r.returncode != 0:
+            raise ClusterError("deploy/base-image.sh: %s" % r.stdout[-2000:])
+        self.dc("build", timeout=1800)
+
+    def _write_override(self):
+        """Pins the addresses, disables restart policies (a killed node
+        must stay down until the nemesis starts it) and passes extra node
+        flags."""
+        lines = ['version: "3.7"', "services:"]
+        for n in self.names:
+            lines += ["  %s:" % n, '    restart: "no"',
+                      "    image: %s" % self.image,
+                      "    networks:", "      raftmq:",
+                      "        ipv4_address: %s" % self.ip[n]]
+            if self.opts.get("node_args"):
+                lines.append("    command: %s"
+                             % json.dumps(self.opts["node_args"]))
+        lines += ["networks:", "  raftmq:", "    ipam:", "      config:",
+                  "        - subnet: 10.79.%d.0/24" % self.octet]
+        with open(self.override, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def _save_state(self):
+        os.makedirs(STATE_DIR, exist_ok=True)
+        st = {"tag": self.tag, "owner": os.getpid(), "mode": "docker",
+              "project": self.project, "compose": self.compose,
+              "compose_files": [self.compose_file, self.override],
+              "dockerd": self.dockerd.pid if self.dockerd else None,
+              "run_dir": self.run_dir}
+        with open(self.state_file, "w") as f:
+            json.dump(st, f)
+
+    def _pid(self, node):
+        r = self.docker("inspect", "-f", "{{.State.Pid}}", self.cid[node],
+                        check=False)
+        try:
+            pid = int(r.stdout.strip())
+        except ValueError:
+            return None
+        return pid or None
+
+    def _inspect(self):
+        """{node: (status, exit code)} for every container, one call."""
+        ids = [self.cid[n] for n in self.names]
+        r = self.docker("inspect", "-f",
+                        "{{.Id}} {{.State.Status}} {{.State.ExitCode}}",
+                        *ids, check=False)
+        by_id = {}
+        for line in r.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                by_id[parts[0]] = (parts[1], parts[2])
+        return {n: by_id.get(self.cid[n], (None, None)) for n in self.names}
+
+    def _status(self, node):
+        return self._inspect()[node][0]
+
+    # ---- network -------------------------------------------------------
+
+    def setup_network(self):
+        """Engine, image, then the project's network and stopped
+        containers (`up --no-start`); start_node starts them."""
+        self._ensure_engine()
+        self._ensure_image()
+        for n in self.names:
+            try:
+                socket.create_connection(("127.0.0.1", self.port[n]),
+                                         0.5).close()
+                raise ClusterError("127.0.0.1:%d is in use (set "
+                                   "docker_port_base)" % self.port[n])
+            except OSError:
+                pass
+        os.makedirs(self.run_dir, exist_ok=True)
+        for n in self.names:
+            os.makedirs(self.node_dir(n), exist_ok=True)
+        self._write_override()
+        self.project_up = True
+        self._save_state()
+        self.dc("up", "--no-start", "--no-build")
+        for n in self.names:
+            cid = self.dc("ps", "-a", "-q", n).stdout.strip()
+            if not cid:
+                raise ClusterError("no container for service %s" % n)
+            r = self.docker("inspect", "-f", "{{.Id}}", cid)
+            self.cid[n] = r.stdout.strip()
+
+    def _nsenter(self, node, argv, check=True):
+        pid = self._pid(node)
+        if pid is None:
+            if check:
+                raise ClusterError("%s is not running" % node)
+            return None
+        return sh(["nsenter", "-t", str(pid), "-n"] + argv, check=check)
+
+    def tcp_probe(self, a, b, port, timeout=1.0):
+        """True when container a can open a TCP connection to b:port."""
+        code = ("import socket,sys\n"
+                "try:\n"
+                " socket.create_connection((%r,%d),%r).close()\n"
+                "except OSError:\n"
+                " sys.exit(1)\n" % (self.ip[b], port, timeout))
+        r = self._nsenter(a, [sys.executable, "-c", code], check=False)
+        return r is not None and r.returncode == 0
+
+    def net_probe(self, a, b, timeout=1.0, port=9999):
+        """The containers do not run yet when the harness probes: the
+        compose network is docker's, so there is nothing to probe."""
+        return True
+
+    def _apply(self, node, rule):
+        self._nsenter(node, ["iptables", "-A", "INPUT"] + rule)
+
+    def grudge(self, grudge):
+        """grudge: {node: [peers whose packets it drops]}. A rule for a
+        stopped container is kept and applied when it starts."""
+        for n, peers in grudge.items():
+            for p in peers:
+                rule = ["-s", self.ip[p], "-j", "DROP"]
+                with self.lock:
+                    self.rules[n].append(rule)
+                    if self._pid(n):
+                        self._apply(n, rule)
+
+    def packet_loss(self, nodes, prob):
+        for n in nodes:
+            for p in self.names:
+                if p == n:
+                    continue
+                rule = ["-s", self.ip[p], "-m", "statistic", "--mode",
+                        "random", "--probability", str(prob), "-j", "DROP"]
+                with self.lock:
+                    self.rules[n].append(rule)
+                    if self._pid(n):
+                        self._apply(n, rule)
+
+    def heal_network(self):
+        with self.lock:
+            for n in self.names:
+                self.rules[n] = []
+                if self.cid.get(n):
+                    self._nsenter(n, ["iptables", "-F", "INPUT"],
+                                  check=False)
+
+    def teardown_network(self):
+        """`down -v` of this run's project only; stops dockerd if this run
+        started it."""
+        if self.project_up:
+            try:
+                self.dc("down", "-v", "--remove-orphans", "-t", "5",
+                        timeout=180, check=False)
+            except ClusterError as e:
+                print("warning: %s" % e, file=sys.stderr)
+            self.project_up = False
+        if self.dockerd is not None:
+            self.dockerd.terminate()
+            try:
+                self.dockerd.wait(30)
+            except subprocess.TimeoutExpired:
+                self.dockerd.kill()
+                self.dockerd.wait(5)
+            self.dockerd = None
+        try:
+            os.unlink(self.state_file)
+        except OSError:
+            pass
+
+    # ---- clocks (unsupported) ------------------------------------------
+
+    def set_clock(self, node, offset_s):
+        raise ClusterError("docker mode does not support clock skew")
+
+    def reset_clocks(self):
+        pass
+
+    # ---- containers ------------------------------------------------------
+
+    def start_node(self, node):
+        with self.lock:
+            st = self._status(node)
+            if st == "paused":
+                self.docker("unpause", self.cid[node], check=False)
+            if st in ("running", "paused"):
+                self.paused.discard(node)
+                return False
+            self.docker("start", self.cid[node])
+            for rule in self.rules[node]:
+                self._apply(node, rule)
+            self.expected_down.discard(node)
+            self.paused.discard(node)
+            return True
+
+    def kill(self, node):
+        with self.lock:
+            self.expected_down.add(node)
+            self.paused.discard(node)
+            r = self.docker("kill", "-s", "KILL", self.cid[node],
+                            check=False)
+        # The kill is asynchronous: wait (bounded) until docker says so.
+        for _ in range(50):
+            if self._status(node) not in ("running", "paused"):
+                break
+            time.sleep(0.1)
+        return r.returncode == 0
+
+    def pause(self, node):
+        with self.lock:
+            r = self.docker("pause", self.cid[node], check=False)
+            if r.returncode != 0:
+                return False
+            self.paused.add(node)
+            return True
+
+    def resume(self, node):
+        with self.lock:
+            self.paused.discard(node)
+            if not self.cid.get(node):
+                return False
+            if self._status(node) != "paused":
+                return False
+            return self.docker("unpause", self.cid[node],
+                               check=False).returncode == 0
+
+    def is_running(self, node):
+        if not self.cid.get(node):
+            return False
+        return self._status(node) in ("running", "paused")
+
+    def pid_state(self, node):
+        """Docker's state of the container (`paused`, `running`, ...)."""
+        if not self.cid.get(node):
+            return None
+        return self._status(node)
+
+    def _collect(self):
+        """Node logs (`docker logs`) and a copy of each data volume into
+        nodes/nX/, once."""
+        if self.collected or not self.cid:
+            return
+        self.collected = True
+        for n in self.names:
+            d = self.node_dir(n)
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "node.log"), "wb") as f:
+                try:
+                    subprocess.run(["docker", "logs", self.cid[n]],
+                                   stdout=f, stderr=subprocess.STDOUT,
+                                   timeout=60)
+                except subprocess.TimeoutExpired:
+                    pass
+            self.docker("cp", self.cid[n] + ":/data",
+                        os.path.join(d, "data"), check=False, timeout=120)
+
+    def stop_all(self, grace=10):
+        """Unpauses, then `docker stop -t grace` (SIGTERM, then SIGKILL);
+        returns each node's exit code and collects logs and data."""
+        if not self.cid:
+            return {}
+        with self.lock:
+            self.expected_down.update(self.names)
+        before = self._inspect()
+        for n in self.names:
+            if before[n][0] == "paused":
+                self.docker("unpause", self.cid[n], check=False)
+        running = [n for n in self.names if before[n][0] in ("running",
+                                                             "paused")]
+        if running:
+            self.docker("stop", "-t", str(grace),
+                        *[self.cid[n] for n in running], check=False,
+                        timeout=grace + 60)
+        after = self._inspect()
+        status = {}
+        for n in self.names:
+            code = after[n][1]
+            try:
+                code = int(code)
+            except (TypeError, ValueError):
+                pass
+            status[n] = code if n in running else \
+                "not running at stop (exit %s)" % code
+        self._collect()
+        return status
+
+    # ---- watchdog ----------------------------------------------------------
+
+    def start_watchdog(self):
+        def loop():
+            reported = set()
+            while not self.watch_stop.wait(0.5):
+                states = self._inspect()
+                with self.lock:
+                    for n, (st, code) in states.items():
+                        if st in ("running", "paused", None):
+                            reported.discard(n)
+                            continue
+                        if n in self.expected_down or n in reported:
+                            continue
+                        reported.add(n)
+                        self.expected_down.add(n)
+                        self.journal.append({"type": "info",
+                                             "process": "watchdog",
+                                             "f": "node-exited",
+                                             "value": {"node": n,
+                                                       "status": code,
+                                                       "docker": st}})
+        self.watcher = threading.Thread(target=loop, daemon=True)
+        self.watcher.start()
+
+    def stop_watchdog(self):
+        self.watch_stop.set()
+        if self.watcher:
+            self.watcher.join(5)
+
+    # ---- heal everything (also used on Ctrl-C) -------------------------------
+
+    def heal_all(self, restart=True):
+        for n in self.names:
+            self.resume(n)
+        self.heal_network()
+        if restart:
+            for n in self.names:
+                if not self.is_running(n):
+                    self.start_node(n)
 
 
 def make_cluster(mode, run_dir, opts, journal):
@@ -440,6 +913,33 @@ def _alive(pid):
     return state != "Z" and b"jepsen" in cmd
 
 
+def _clean_docker(st):
+    """`down -v` of a dead docker-mode run's compose project; stops the
+    dockerd it started."""
+    out = []
+    files = [a for f in st.get("compose_files", []) if os.path.exists(f)
+             for a in ("-f", f)]
+    try:
+        r = subprocess.run(st["compose"] + ["-p", st["project"]] + files +
+                           ["down", "-v", "--remove-orphans", "-t", "5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=180)
+        if r.returncode == 0:
+            out.append("removed compose project %s" % st["project"])
+    except (OSError, KeyError, subprocess.TimeoutExpired):
+        pass
+    pid = st.get("dockerd")
+    if pid:
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if f.read().startswith(b"dockerd"):
+                    os.kill(pid, signal.SIGTERM)
+                    out.append("stopped dockerd pid %d" % pid)
+        except (OSError, ProcessLookupError):
+            pass
+    return out
+
+
 def clean_all(force=False):
     """Removes leftovers of crashed runs: node processes, namespaces,
     bridges and FORWARD rules recorded in STATE_DIR, and any jn*/jbr*
@@ -451,9 +951,14 @@ def clean_all(force=False):
                 st = json.load(f)
         except (OSError, ValueError):
             continue
+        what = st.get("bridge") or st.get("project", "?")
         if not force and st.get("owner") and _alive(st["owner"]):
             out.append("skipped %s: its harness (pid %d) is still running"
-                       % (st["bridge"], st["owner"]))
+                       % (what, st["owner"]))
+            continue
+        if st.get("mode") == "docker":
+            out += _clean_docker(st)
+            os.unlink(path)
             continue
         for pid in st.get("pids", []):
             try:

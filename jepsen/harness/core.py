@@ -654,7 +654,7 @@ def build_opts(args, name, quick):
     for k in ("rate", "time_limit", "concurrency", "nemesis_interval",
               "final_time_limit", "initial_quiet", "post_heal_ops",
               "op_timeout", "noack", "mode", "order", "mix",
-              "dequeue_mode"):
+              "dequeue_mode", "docker_port_base"):
         v = getattr(args, k, None)
         if v is not None:
             o[k] = v
@@ -724,6 +724,9 @@ def _main(argv=None):
                        help="short CI variant")
         s.add_argument("--seed", type=int)
         s.add_argument("--mode", choices=["local-netns", "docker"])
+        s.add_argument("--docker-port-base", dest="docker_port_base",
+                       type=int, help="docker mode: clients use 127.0.0.1:"
+                       "BASE+1..3 (default 27500)")
         s.add_argument("--build-dir", default=os.path.join(REPO, "build"))
         s.add_argument("--node-bin")
         s.add_argument("--faults-build-dir",
