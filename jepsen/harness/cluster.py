@@ -56,7 +56,30 @@ class ClusterError(Exception):
     pass
 
 
-class LocalNetns:
+class _Cluster:
+    """What every cluster mode shares: the watchdog's stop and the heal that
+    undoes every fault (also used on Ctrl-C / atexit)."""
+
+    def stop_watchdog(self):
+        self.watch_stop.set()
+        if self.watcher:
+            self.watcher.join(5)
+
+    def heal_all(self, restart=True):
+        for n in self.names:
+            self.resume(n)
+        self.heal_network()
+        try:
+            self.reset_clocks()
+        except ClusterError:
+            pass
+        if restart:
+            for n in self.names:
+                if not self.is_running(n):
+                    self.start_node(n)
+
+
+class LocalNetns(_Cluster):
     """Three nodes n1..nN, node i in namespace jn<tag><i> at 10.77.<k>.<i>,
     joined by bridge jbr<tag>; the harness (host side) is 10.77.<k>.254.
 
@@ -391,28 +414,8 @@ class LocalNetns:
         self.watcher = threading.Thread(target=loop, daemon=True)
         self.watcher.start()
 
-    def stop_watchdog(self):
-        self.watch_stop.set()
-        if self.watcher:
-            self.watcher.join(2)
 
-    # ---- heal everything (also used on Ctrl-C / atexit) ----------------------
-
-    def heal_all(self, restart=True):
-        for n in self.names:
-            self.resume(n)
-        self.heal_network()
-        try:
-            self.reset_clocks()
-        except ClusterError:
-            pass
-        if restart:
-            for n in self.names:
-                if not self.is_running(n):
-                    self.start_node(n)
-
-
-class Docker:
+class Docker(_Cluster):
     """Three nodes n1..n3 as the services of deploy/docker-compose.yml, in
     compose project raftmq-jepsen-<pid> (its own network and volumes).
 
@@ -875,22 +878,6 @@ class Docker:
                                                        "docker": st}})
         self.watcher = threading.Thread(target=loop, daemon=True)
         self.watcher.start()
-
-    def stop_watchdog(self):
-        self.watch_stop.set()
-        if self.watcher:
-            self.watcher.join(5)
-
-    # ---- heal everything (also used on Ctrl-C) -------------------------------
-
-    def heal_all(self, restart=True):
-        for n in self.names:
-            self.resume(n)
-        self.heal_network()
-        if restart:
-            for n in self.names:
-                if not self.is_running(n):
-                    self.start_node(n)
 
 
 def make_cluster(mode, run_dir, opts, journal):
