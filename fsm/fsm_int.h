@@ -47,6 +47,8 @@ void fsm_htab_remove(struct fsm *f, struct fsm_htab *t, void *elem);
 int fsm_name_cmp(const char *a, uint32_t alen, const char *b, uint32_t blen);
 uint64_t fsm_hash_bytes(const char *s, size_t n);
 uint64_t fsm_hash_u64(uint64_t v);
+/* Checksum of a byte range (snapshot trailers). */
+uint64_t fsm_checksum(const void *buf, size_t n);
 
 /* A growing array of pointers. */
 struct fsm_vec {

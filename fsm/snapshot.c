@@ -1,5 +1,6 @@
 /* fsm/snapshot: the whole state as versioned msgpack, and its restore into
  * a fresh object that replaces the old one only when everything checked. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,9 +9,16 @@
 #include "fsm/fsm_int.h"
 
 #define SNAP_MAGIC "raftmq-fsm"
-/* Version 2: tombstones and the dedup mark travel with the messages.
- * Restore still reads version 1 (dedup entries in a list of their own). */
-#define SNAP_VERSION 2
+/* Version 3: version 2 followed by a 16-byte trailer, SNAP_TRAILER and the
+ * little-endian fsm_checksum() of every byte before it. raft 0.22.1 checks
+ * only the snapshot's metadata file, so without it a bit flipped on disk
+ * inside a message would be restored silently.
+ * Version 2: tombstones and the dedup mark travel with the messages.
+ * Restore still reads versions 2 and 1 (dedup entries in a list of their
+ * own), which carry no trailer. */
+#define SNAP_VERSION     3
+#define SNAP_TRAILER     "rmqsum01"
+#define SNAP_TRAILER_LEN 16
 
 static void pack_bin(msgpack_packer *pk, const char *s, uint32_t n)
 {
@@ -153,6 +161,15 @@ int fsm_snapshot(const struct fsm *f, void **buf, size_t *len)
 		msgpack_pack_uint32(&pk, cv[i]->q->id);
 		msgpack_pack_uint64(&pk, cv[i]->owner.session);
 		msgpack_pack_uint32(&pk, cv[i]->prefetch);
+	}
+	{
+		unsigned char t[SNAP_TRAILER_LEN];
+		uint64_t sum = fsm_checksum(sb.data, sb.size);
+
+		memcpy(t, SNAP_TRAILER, 8);
+		for (i = 0; i < 8; i++)
+			t[8 + i] = (unsigned char)(sum >> (8 * i));
+		msgpack_sbuffer_write(&sb, (const char *)t, sizeof t);
 	}
 	if (sb.data == NULL)
 		goto out;
@@ -450,7 +467,7 @@ static int restore_into(struct fsm *f, const msgpack_object *root)
 
 	T(a != NULL && bin(&a[0], &magic, &ml) == 0);
 	T(ml == sizeof(SNAP_MAGIC) - 1 && memcmp(magic, SNAP_MAGIC, ml) == 0);
-	T(u32(&a[1], &ver) == 0 && (ver == 1 || ver == SNAP_VERSION));
+	T(u32(&a[1], &ver) == 0 && ver >= 1 && ver <= SNAP_VERSION);
 	T(u64(&a[3], &f->now) == 0 && u32(&a[4], &f->next_queue_id) == 0 &&
 	  u64(&a[5], &f->next_consumer_id) == 0);
 	T((qv = arr_any(&a[6], &nq)) != NULL);
@@ -678,19 +695,53 @@ static int config_from(const msgpack_object *o, struct fsm_config *c)
 	return 0;
 }
 
+/* The length of the msgpack body when `buf` ends with a trailer whose
+ * checksum matches; otherwise `len` unchanged (versions 1 and 2 have no
+ * trailer; a version 3 body without a good one is refused below). */
+static size_t checked_len(const unsigned char *buf, size_t len)
+{
+	const unsigned char *t = buf + len - SNAP_TRAILER_LEN;
+	uint64_t sum = 0;
+	int i;
+
+	if (len < SNAP_TRAILER_LEN || memcmp(t, SNAP_TRAILER, 8) != 0)
+		return len;
+	for (i = 7; i >= 0; i--)
+		sum = sum << 8 | t[8 + i];
+	if (sum != fsm_checksum(buf, len - SNAP_TRAILER_LEN))
+		return len;
+	return len - SNAP_TRAILER_LEN;
+}
+
+/* Version 3 and later must have had a good trailer, earlier ones none. */
+static bool trailer_fits_version(const msgpack_object *root, bool trailer)
+{
+	const msgpack_object *v;
+
+	if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 2)
+		return false;
+	v = &root->via.array.ptr[1];
+	if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return false;
+	return (v->via.u64 >= 3) == trailer;
+}
+
 int fsm_restore(struct fsm *f, const void *buf, size_t len)
 {
 	msgpack_unpacked up;
-	size_t off = 0;
+	size_t off = 0, body;
 	struct fsm_config cfg;
 	struct fsm *nf = NULL, tmp;
 	int rc = FSM_EMALFORMED;
 
 	msgpack_unpacked_init(&up);
-	if (buf == NULL || skim(buf, len) != 0 ||
-	    msgpack_unpack_next(&up, buf, len, &off) !=
+	if (buf == NULL)
+		goto out;
+	body = checked_len(buf, len);
+	if (skim(buf, body) != 0 ||
+	    msgpack_unpack_next(&up, buf, body, &off) !=
 	        MSGPACK_UNPACK_SUCCESS ||
-	    off != len)
+	    off != body || !trailer_fits_version(&up.data, body != len))
 		goto out;
 	if (up.data.type != MSGPACK_OBJECT_ARRAY ||
 	    up.data.via.array.size != 9 ||
