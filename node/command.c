@@ -646,6 +646,7 @@ void node_role_cb(void *data, int role, uint64_t term, uint64_t leader_id,
 	n->term = term;
 	n->leader_id = leader_id;
 	n->ready = ready;
+	node_watch_update(n);
 	if (role == RG_ROLE_LEADER && ready && n->elected_term != term &&
 	    !n->stopping) {
 		struct fsm_cmd cmd;
@@ -675,6 +676,7 @@ void node_tick_cb(uv_timer_t *t)
 	struct fsm_cmd cmd;
 	uint64_t now;
 
+	node_watch_update(n); /* retries a broken link to the leader */
 	if (!n->serving || n->tick_inflight || n->stopping) {
 		return;
 	}

@@ -54,6 +54,11 @@ static const struct opt opts[] = {
     {"snapshot-trailing", "RAFTMQ_SNAPSHOT_TRAILING", OPT_UINT,
      OFF(snapshot_trailing), 0, 1, 10000000,
      "entries kept after a snapshot (default 8192)"},
+    {"raft-log-memory", "RAFTMQ_RAFT_LOG_MEMORY", OPT_SIZE, OFF(log_memory), 0,
+     0, (uint64_t)1 << 40,
+     "bytes of raft log held in memory, which bounds the entries between "
+     "snapshots and the trailing ones; 0 = entry counts only (default "
+     "48 MiB)"},
     {"max-inflight", "RAFTMQ_MAX_INFLIGHT", OPT_UINT, OFF(max_inflight), 0, 1,
      1024, "raft entries in flight (default 16)"},
     {"max-entry", "RAFTMQ_MAX_ENTRY", OPT_SIZE, OFF(max_entry), 0, 65536,
@@ -255,6 +260,7 @@ static void defaults(struct node_config *c)
 	c->heartbeat_timeout = 100;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 8192;
+	c->log_memory = (size_t)48 << 20;
 	c->max_inflight = 16;
 	c->max_entry = 1u << 20;
 	c->max_frame = (1u << 20) + (64u << 10);
@@ -344,6 +350,13 @@ int node_config_load(struct node_config *c, int argc, char **argv, char *err)
 	    node_config_check_address(c->raft_bind) != 0) {
 		snprintf(err, 512, "--raft-bind: '%s' is not host:port",
 		         c->raft_bind);
+		return -1;
+	}
+	if (c->log_memory != 0 && c->log_memory < 4 * c->max_entry) {
+		snprintf(err, 512,
+		         "--raft-log-memory (%zu) must be 0 or at least four "
+		         "times --max-entry (%zu)",
+		         c->log_memory, c->max_entry);
 		return -1;
 	}
 	if (c->heartbeat_timeout >= c->election_timeout) {

@@ -32,6 +32,7 @@ struct node_config {
 	unsigned heartbeat_timeout; /* ms */
 	unsigned snapshot_threshold;
 	unsigned snapshot_trailing;
+	size_t log_memory;         /* bytes, 0 = entry counts only */
 	unsigned max_inflight;     /* raft entries in flight */
 	size_t max_entry;          /* bytes per raft entry */
 	size_t max_frame;          /* bytes per client frame */

@@ -74,6 +74,7 @@ static void node_stop(struct node *n)
 	n->serving = 0;
 	LOG_INFO("shutting down");
 	uv_close((uv_handle_t *)&n->listener, listener_closed);
+	node_watch_stop(n);
 	node_close_sessions(n, WIRE_ESHUTDOWN, "node is shutting down; retry",
 	                    0);
 	/* raft_glue hands leadership over first when this node leads. */
@@ -147,6 +148,7 @@ int main(int argc, char **argv)
 	rgc.heartbeat_timeout = cfg.heartbeat_timeout;
 	rgc.snapshot_threshold = cfg.snapshot_threshold;
 	rgc.snapshot_trailing = cfg.snapshot_trailing;
+	rgc.log_memory = cfg.log_memory;
 	rgc.max_inflight = cfg.max_inflight;
 	rgc.max_entry = cfg.max_entry;
 	rgc.fsm = cfg.fsm;
@@ -164,6 +166,12 @@ int main(int argc, char **argv)
 	         cfg.data_dir);
 	if (rg_start(&n.rg, &loop, &rgc, n.fsm, &cbs, err) != 0) {
 		LOG_ERROR("raft: %s", err);
+		if (strstr(err, "corrupt") != NULL)
+			LOG_ERROR(
+			    "the data in %s is damaged; this node will not "
+			    "start with it. See 'Damaged data' in "
+			    "docs/operations.md",
+			    cfg.data_dir);
 		return 1;
 	}
 	if (node_listen(&n) != 0) {

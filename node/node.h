@@ -111,6 +111,15 @@ struct node {
 	uint64_t next_session;
 	int stopping;
 	int exit_code;
+	/* watch.c: idle link to the leader, to see its process die */
+	struct {
+		uv_tcp_t tcp;
+		uv_connect_t req;
+		int open;        /* tcp initialised and not yet closed */
+		uint64_t leader; /* the leader it connects to */
+		uint64_t retry_at;
+		char scratch[64];
+	} watch;
 	/* scratch for decoding message headers */
 	struct wire_header hdr_scratch[1024];
 	struct wire_buf scratch;
@@ -131,7 +140,13 @@ void session_answer_local(struct session *s, const struct wire_msg *m);
 void session_status(struct session *s, uint64_t req_id);
 void node_resume_sessions(struct node *n);
 
+/* watch.c: called on every role change and every tick. */
+void node_watch_update(struct node *n);
+void node_watch_stop(struct node *n);
+
 /* proxy.c */
+/* host:port -> IPv4 address (names through getaddrinfo); 0 or -1. */
+int node_resolve(const char *addr, struct sockaddr_storage *out);
 int proxy_start(struct session *s);
 void proxy_forward(struct session *s, const char *frame, size_t len,
                    const struct wire_msg *m);

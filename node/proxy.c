@@ -115,7 +115,7 @@ static void up_connect_cb(uv_connect_t *req, int status)
 	conn_flush(s, &s->up);
 }
 
-static int resolve(const char *addr, struct sockaddr_storage *out)
+int node_resolve(const char *addr, struct sockaddr_storage *out)
 {
 	struct addrinfo hints, *res = NULL;
 	char host[NODE_ADDR_MAX];
@@ -151,7 +151,7 @@ int proxy_start(struct session *s)
 	struct wire_msg hello;
 	int rv;
 
-	if (leader == NULL || resolve(leader->client_address, &sa) != 0) {
+	if (leader == NULL || node_resolve(leader->client_address, &sa) != 0) {
 		return -1;
 	}
 	uv_tcp_init(n->loop, &s->up.tcp);

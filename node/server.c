@@ -4,7 +4,6 @@
  * link to the leader). A session is never freed inside one of its own
  * callbacks' callers: session_close() only starts closing; memory goes in
  * the last handle's close callback (libuv's two-phase close). */
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -625,25 +624,16 @@ static void on_connection(uv_stream_t *server, int status)
 
 int node_listen(struct node *n)
 {
-	struct addrinfo hints, *res = NULL;
-	char host[NODE_ADDR_MAX];
-	const char *colon = strrchr(n->cfg->listen, ':');
+	struct sockaddr_storage sa;
 	int rv;
 
-	memcpy(host, n->cfg->listen, (size_t)(colon - n->cfg->listen));
-	host[colon - n->cfg->listen] = '\0';
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_INET;
-	hints.ai_socktype = SOCK_STREAM;
-	rv = getaddrinfo(host, colon + 1, &hints, &res);
-	if (rv != 0) {
-		LOG_ERROR("listen %s: %s", n->cfg->listen, gai_strerror(rv));
+	if (node_resolve(n->cfg->listen, &sa) != 0) {
+		LOG_ERROR("listen %s: cannot resolve", n->cfg->listen);
 		return -1;
 	}
 	uv_tcp_init(n->loop, &n->listener);
 	n->listener.data = n;
-	rv = uv_tcp_bind(&n->listener, res->ai_addr, 0);
-	freeaddrinfo(res);
+	rv = uv_tcp_bind(&n->listener, (struct sockaddr *)&sa, 0);
 	if (rv == 0) {
 		rv = uv_listen((uv_stream_t *)&n->listener, 511, on_connection);
 	}

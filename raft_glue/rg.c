@@ -53,6 +53,7 @@ struct rg {
 	uint64_t id;
 	unsigned n_members;
 	unsigned election_timeout;
+	unsigned heartbeat_timeout;
 	unsigned max_inflight;
 	unsigned inflight;
 	size_t max_entry;
@@ -66,6 +67,11 @@ struct rg {
 	 * has been fully applied since then. */
 	uint64_t lead_term;
 	int lead_ready;
+
+	/* Quick election after the leader's process was seen to die
+	 * (rg_leader_gone): the leader it was about, and since when. */
+	uint64_t gone_leader; /* 0 = normal election timeout */
+	uint64_t gone_since;  /* uv_now() */
 
 	uv_check_t check;   /* polls leadership after every loop turn */
 	uv_timer_t poll;    /* polls while the loop is otherwise idle */
@@ -109,6 +115,7 @@ void rg_config_default(struct rg_config *c)
 	c->heartbeat_timeout = 100;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 8192;
+	c->log_memory = (size_t)48 << 20;
 	c->max_inflight = 16;
 	c->max_entry = 1024 * 1024;
 	fsm_config_default(&c->fsm);
@@ -126,6 +133,20 @@ void rg_config_default(struct rg_config *c)
  * raft_last_applied() == raft_last_index() after becoming leader everything
  * any leader could have committed is in our FSM, and we may serve. Applied
  * implies committed, so equality also covers a log with nothing pending. */
+/* The shortened election timeout of rg_leader_gone() lasts until some other
+ * node leads (or this one: a leader uses the timeout for its own quorum
+ * check), or for three normal timeouts at most. */
+static void rg__quick_election_over(struct rg *r, int role, uint64_t leader)
+{
+	bool other = leader != 0 && leader != r->gone_leader;
+
+	if (!other && role != RG_ROLE_LEADER &&
+	    uv_now(r->loop) - r->gone_since < 3 * (uint64_t)r->election_timeout)
+		return;
+	raft_set_election_timeout(&r->raft, r->election_timeout);
+	r->gone_leader = 0;
+}
+
 static void rg__poll(struct rg *r)
 {
 	enum raft_state state;
@@ -154,6 +175,8 @@ static void rg__poll(struct rg *r)
 		role = RG_ROLE_UNAVAILABLE;
 		break;
 	}
+	if (r->gone_leader != 0)
+		rg__quick_election_over(r, role, leader);
 	if (role == RG_ROLE_LEADER) {
 		if (r->lead_term != term) {
 			r->lead_term = term;
@@ -278,6 +301,32 @@ unsigned rg_inflight(const struct rg *r)
 unsigned rg_max_inflight(const struct rg *r)
 {
 	return r->max_inflight;
+}
+
+void rg_leader_gone(struct rg *r, uint64_t leader_id)
+{
+	raft_id leader = 0;
+	const char *address = NULL;
+	unsigned quick = 2 * r->heartbeat_timeout;
+
+	if (r->stop >= RG_CLOSING || r->gone_leader != 0 ||
+	    raft_state(&r->raft) != RAFT_FOLLOWER ||
+	    quick >= r->election_timeout)
+		return;
+	raft_leader(&r->raft, &leader, &address);
+	if (leader == 0 || leader != leader_id)
+		return;
+	/* Heartbeats from a leader that is in fact alive still reset the
+	 * timer, so a false alarm costs nothing: this is only the wait for
+	 * missing heartbeats, cut from [T, 2T] to [2h, 4h]. Pre-vote still
+	 * asks the other voters, who refuse while they hear from a leader. */
+	raft_set_election_timeout(&r->raft, quick);
+	r->gone_leader = leader_id;
+	r->gone_since = uv_now(r->loop);
+	rg__log(1,
+	        "leader %llu is gone (its process closed our link): election "
+	        "timeout %u ms until a leader is known",
+	        (unsigned long long)leader_id, quick);
 }
 
 void rg_info(const struct rg *r, struct rg_info *out)
@@ -584,6 +633,7 @@ int rg_start(struct rg **out, uv_loop_t *loop, const struct rg_config *c,
 	r->id = c->id;
 	r->n_members = c->n_members;
 	r->election_timeout = c->election_timeout;
+	r->heartbeat_timeout = c->heartbeat_timeout;
 	r->max_inflight = c->max_inflight;
 	r->max_entry = c->max_entry;
 	r->role = RG_ROLE_UNAVAILABLE;
@@ -617,8 +667,8 @@ int rg_start(struct rg **out, uv_loop_t *loop, const struct rg_config *c,
 	raft_set_pre_vote(&r->raft, true);
 	raft_set_election_timeout(&r->raft, c->election_timeout);
 	raft_set_heartbeat_timeout(&r->raft, c->heartbeat_timeout);
-	raft_set_snapshot_threshold(&r->raft, c->snapshot_threshold);
-	raft_set_snapshot_trailing(&r->raft, c->snapshot_trailing);
+	rg_fsm_bound_log(&r->fsm, &r->raft, c->log_memory,
+	                 c->snapshot_threshold, c->snapshot_trailing);
 
 	if (rg__bootstrap(r, c, errmsg) != 0)
 		goto err_raft;
@@ -629,6 +679,7 @@ int rg_start(struct rg **out, uv_loop_t *loop, const struct rg_config *c,
 		         rv, raft_errmsg(&r->raft));
 		goto err_raft;
 	}
+	r->fsm.started = true;
 
 	uv_check_init(loop, &r->check);
 	uv_timer_init(loop, &r->poll);

@@ -57,9 +57,11 @@ struct rg_config {
 	unsigned heartbeat_timeout;  /* ms, default 100 */
 	unsigned snapshot_threshold; /* entries, default 4096 */
 	unsigned snapshot_trailing;  /* entries, default 8192 */
-	unsigned max_inflight;       /* proposals in flight, default 16 */
-	size_t max_entry;            /* bytes per entry, default 1 MiB */
-	struct fsm_config fsm;       /* limits of the state machine */
+	size_t log_memory;     /* bytes of raft log in memory, 0 = entry counts
+	                          only; default 48 MiB (rg_fsm_bound_log) */
+	unsigned max_inflight; /* proposals in flight, default 16 */
+	size_t max_entry;      /* bytes per entry, default 1 MiB */
+	struct fsm_config fsm; /* limits of the state machine */
 };
 
 /* Fills the numeric defaults; id, dir and members stay for the caller. */
@@ -100,6 +102,17 @@ int rg_propose(struct rg *r, const void *buf, size_t len,
 /* Number of proposals in flight, and the bound. */
 unsigned rg_inflight(const struct rg *r);
 unsigned rg_max_inflight(const struct rg *r);
+
+/* Tells raft_glue that the process of node `leader_id` is gone: a TCP
+ * connection to it was closed by its kernel (a crash or SIGKILL closes every
+ * socket of the process at once). When this node is a follower of that
+ * leader, its election timeout drops to two heartbeats until a leader is
+ * known again, so that a new leader is elected in a few hundred ms instead
+ * of one to two election timeouts. Safe on a false alarm: heartbeats from a
+ * live leader keep resetting the timer, and pre-vote protects the term. A
+ * paused or partitioned leader closes nothing and is found by the normal
+ * timeout. No-op in every other case. */
+void rg_leader_gone(struct rg *r, uint64_t leader_id);
 
 struct rg_info {
 	uint64_t id;

@@ -1,6 +1,11 @@
 /* raft_glue/rg_fsm: the raft_fsm callbacks that drive fsm/. */
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include <uv.h>
 
 #include "rg_fsm.h"
 #include "rg_log.h"
@@ -10,6 +15,10 @@
 #endif
 
 #define RG_FSM_OF(raft_fsm) ((struct rg_fsm *)(raft_fsm)->data)
+
+/* Trailing entries kept whatever their size, so that a follower that is a
+ * few entries behind needs no snapshot. */
+#define RG_MIN_TRAILING 16
 
 /* Runs for every committed command entry, on every node, in log order (also
  * during replay at start). A non-zero return would make raft stop applying
@@ -29,6 +38,14 @@ static int rg_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 	*result = NULL;
 	rv = fsm_apply_entry(f->fsm, buf->base, buf->len, f->sink);
 	f->n_applied++;
+	f->since_bytes += buf->len;
+	f->since_entries++;
+	if (f->owner != NULL && !f->early &&
+	    f->since_bytes >= f->log_budget / 4 * 3) {
+		/* raft checks the threshold after this round of applies. */
+		raft_set_snapshot_threshold(f->owner, 1);
+		f->early = true;
+	}
 	if (rv < 0) {
 		/* Logged, but rate-limited (the 1st..10th, then every power
 		 * of two): a misbehaving proposer must not flood the log. */
@@ -55,6 +72,8 @@ static int rg_fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
 	size_t len = 0;
 	int rv;
 
+	uint64_t t0 = uv_hrtime();
+
 	b = malloc(sizeof *b);
 	if (b == NULL)
 		return RAFT_NOMEM;
@@ -63,11 +82,34 @@ static int rg_fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
 		free(b);
 		return RAFT_NOMEM;
 	}
+	rg__log(1,
+	        "snapshot of %zu bytes taken in %llu ms (%llu bytes of log "
+	        "since the last)",
+	        len, (unsigned long long)((uv_hrtime() - t0) / 1000000),
+	        (unsigned long long)f->since_bytes);
 	b->base = data;
 	b->len = len;
 	*bufs = b;
 	*n_bufs = 1;
 	f->n_snapshots++;
+	if (f->owner != NULL) {
+		uint64_t mean = f->since_entries > 0
+		                    ? f->since_bytes / f->since_entries
+		                    : 1;
+		uint64_t keep = f->log_budget / 4 / (mean > 0 ? mean : 1);
+
+		if (keep > f->trailing)
+			keep = f->trailing;
+		if (keep < RG_MIN_TRAILING)
+			keep = RG_MIN_TRAILING;
+		/* Both take effect for this snapshot: raft reads them when
+		 * the snapshot has been written. */
+		raft_set_snapshot_trailing(f->owner, (unsigned)keep);
+		raft_set_snapshot_threshold(f->owner, f->threshold);
+		f->early = false;
+	}
+	f->since_bytes = 0;
+	f->since_entries = 0;
 	return 0;
 }
 
@@ -85,25 +127,42 @@ static int rg_fsm__snapshot_finalize(struct raft_fsm *rf,
 	free(*bufs);
 	*bufs = NULL;
 	*n_bufs = 0;
+#ifdef __GLIBC__
+	/* raft has just dropped the entries before the trailing ones. Most
+	 * lie inside the heap, where glibc keeps freed pages mapped: hand
+	 * them back, or the RSS stays at its high-water mark. */
+	malloc_trim(0);
+#endif
 	return 0;
 }
 
 /* Inside raft_start(), and on a follower after an installed snapshot was
- * persisted. On the install path raft has already reset its log, so a
- * failure here would leave the node silently diverged (raft-notes B6): we
- * stop the process instead. */
+ * persisted. A snapshot that fsm/ rejects (damaged on disk, or written by a
+ * newer version) fails the start cleanly: raft_start() returns the error and
+ * the node exits with a message naming its data dir. On the install path raft
+ * has already reset its log, so a failure there would leave the node silently
+ * diverged (raft-notes B6): we stop the process instead. */
 static int rg_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
 {
 	struct rg_fsm *f = RG_FSM_OF(rf);
 	int rv;
 
 	rv = fsm_restore(f->fsm, buf->base, buf->len);
+	if (rv != 0 && !f->started) {
+		rg__log(3, "snapshot restore failed at start (%s, %zu bytes)",
+		        fsm_status_str(rv), buf->len);
+		return RAFT_CORRUPT; /* raft frees the buffer */
+	}
 	if (rv != 0) {
-		rg__log(3, "snapshot restore failed (%s, %zu bytes); aborting",
+		rg__log(3,
+		        "installed snapshot restore failed (%s, %zu bytes); "
+		        "aborting",
 		        fsm_status_str(rv), buf->len);
 		abort();
 	}
 	rg__log(1, "restored snapshot of %zu bytes", buf->len);
+	f->since_bytes = 0;
+	f->since_entries = 0;
 	raft_free(buf->base);
 	f->n_restores++;
 	return 0;
@@ -121,4 +180,15 @@ void rg_fsm_init(struct rg_fsm *f, struct fsm *fsm, const struct fsm_sink *sink)
 	f->raft.restore = rg_fsm__restore;
 	f->raft.snapshot_finalize = rg_fsm__snapshot_finalize;
 	f->raft.snapshot_async = NULL;
+}
+
+void rg_fsm_bound_log(struct rg_fsm *f, struct raft *r, size_t budget,
+                      unsigned threshold, unsigned trailing)
+{
+	f->owner = budget > 0 ? r : NULL;
+	f->log_budget = budget;
+	f->threshold = threshold;
+	f->trailing = trailing;
+	raft_set_snapshot_threshold(r, threshold);
+	raft_set_snapshot_trailing(r, trailing);
 }

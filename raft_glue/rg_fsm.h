@@ -2,6 +2,7 @@
 #ifndef RAFTMQ_RG_FSM_H
 #define RAFTMQ_RG_FSM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <raft.h>
@@ -16,7 +17,9 @@
  *           entry yields an FSM_EMALFORMED result and is counted and logged),
  *           `*result` = NULL: outcomes travel through the sink.
  * snapshot: fsm_snapshot() into one malloc'd buffer, freed by finalize.
- * restore:  fsm_restore(); failure is fatal (abort), as raft cannot recover.
+ * restore:  fsm_restore(); a failure fails raft_start() with RAFT_CORRUPT
+ *           while `started` is false, and is fatal (abort) afterwards, when
+ *           raft has already replaced its log for an installed snapshot.
  */
 struct rg_fsm {
 	struct raft_fsm raft;
@@ -26,9 +29,31 @@ struct rg_fsm {
 	uint64_t n_malformed;        /* entries fsm/ could not decode */
 	uint64_t n_snapshots;        /* snapshots taken */
 	uint64_t n_restores;         /* snapshots restored */
+	bool started;                /* raft_start() has returned */
+
+	/* Byte bound on raft's in-memory log, see rg_fsm_bound_log(). */
+	struct raft *owner; /* NULL: entry counts only */
+	size_t log_budget;  /* bytes */
+	unsigned threshold; /* configured entry counts, upper bounds */
+	unsigned trailing;
+	uint64_t since_bytes; /* entries applied since the last snapshot */
+	uint64_t since_entries;
+	bool early; /* threshold lowered to snapshot now */
 };
 
 void rg_fsm_init(struct rg_fsm *f, struct fsm *fsm,
                  const struct fsm_sink *sink);
+
+/* raft keeps every entry since the snapshot before last in memory, and with
+ * entry counts alone that is unbounded in bytes (4096 + 8192 entries of up
+ * to 1 MiB). With a budget, three quarters of it bound the bytes applied
+ * between two snapshots (a snapshot is taken early when they reach it), and
+ * the last quarter the trailing entries kept after a snapshot for followers
+ * that lag (their count is derived from the mean entry size since the
+ * previous snapshot). Every snapshot serialises the whole state on the loop,
+ * so the larger share goes to the interval between them. `threshold` and
+ * `trailing` remain the upper bounds in entries. budget 0 = counts only. */
+void rg_fsm_bound_log(struct rg_fsm *f, struct raft *r, size_t budget,
+                      unsigned threshold, unsigned trailing);
 
 #endif /* RAFTMQ_RG_FSM_H */

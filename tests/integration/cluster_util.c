@@ -99,28 +99,41 @@ void cluster_start_all(struct cluster *c)
 	}
 }
 
-void cluster_stop(struct cluster *c, int i, int sig)
+int cluster_wait_exit(struct cluster *c, int i, int timeout_ms)
 {
-	uint64_t deadline = now_ms() + 20000;
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
 	int status;
 
+	if (c->pid[i] <= 0) {
+		return -1;
+	}
+	for (;;) {
+		pid_t r = waitpid(c->pid[i], &status, WNOHANG);
+		if (r == c->pid[i]) {
+			c->pid[i] = 0;
+			return status;
+		}
+		if (r < 0) {
+			c->pid[i] = 0; /* not our child any more */
+			return -1;
+		}
+		if (now_ms() > deadline) {
+			return -1;
+		}
+		sleep_ms(20);
+	}
+}
+
+void cluster_stop(struct cluster *c, int i, int sig)
+{
 	if (c->pid[i] <= 0) {
 		return;
 	}
 	kill(c->pid[i], sig);
-	for (;;) {
-		pid_t r = waitpid(c->pid[i], &status, WNOHANG);
-		if (r == c->pid[i] || r < 0) {
-			break;
-		}
-		if (now_ms() > deadline) {
-			fprintf(stderr, "node %d ignored signal %d: SIGKILL\n",
-			        i, sig);
-			kill(c->pid[i], SIGKILL);
-			waitpid(c->pid[i], &status, 0);
-			break;
-		}
-		sleep_ms(20);
+	if (cluster_wait_exit(c, i, 20000) == -1 && c->pid[i] > 0) {
+		fprintf(stderr, "node %d ignored signal %d: SIGKILL\n", i, sig);
+		kill(c->pid[i], SIGKILL);
+		waitpid(c->pid[i], NULL, 0);
 	}
 	c->pid[i] = 0;
 }

@@ -27,6 +27,9 @@ void cluster_start_all(struct cluster *c);
  * 20 s). */
 void cluster_stop(struct cluster *c, int i, int sig);
 void cluster_stop_all(struct cluster *c, int sig);
+/* Waits up to timeout_ms for node i to exit by itself; returns its wait
+ * status, or -1 when it is still running (or was not started). */
+int cluster_wait_exit(struct cluster *c, int i, int timeout_ms);
 /* Removes the temp dir (after stopping every node). */
 void cluster_destroy(struct cluster *c);
 /* Id of the node that node i believes leads (0 = none / unreachable). Also

@@ -7,6 +7,10 @@
  * - restart: a full-cluster restart keeps every unacked message;
  * - snapshot: a node that was down while the others compacted their logs
  *   catches up by installing a snapshot;
+ * - leader gone: followers notice a killed leader's closed link and elect
+ *   at once; a paused leader does not trigger that;
+ * - damaged snapshot: a node whose snapshot file is damaged refuses to start
+ *   with a clear error, and the majority keeps serving;
  * - bad input: garbage, oversize frames, unknown queues, a wrong protocol
  *   version get clear errors and the node keeps serving. */
 #include <arpa/inet.h>
@@ -21,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -407,6 +412,172 @@ static void test_snapshot_catch_up(void **state)
 	cluster_destroy(&c);
 }
 
+/* Polls the two nodes other than `old` until one of them reports a leader
+ * other than `old`; returns it, or 0 after timeout_ms. */
+static int new_leader_among_others(struct cluster *c, int old, int timeout_ms)
+{
+	uint64_t t0 = now_ms();
+
+	while (now_ms() - t0 < (uint64_t)timeout_ms) {
+		for (int i = 1; i <= CLUSTER_N; i++) {
+			char role[16] = "";
+			uint64_t l;
+			if (i == old) {
+				continue;
+			}
+			l = cluster_leader_seen_by(c, i, role, NULL, NULL);
+			if (l != 0 && (int)l != old &&
+			    strcmp(role, "leader") == 0) {
+				return i;
+			}
+		}
+		sleep_ms(20);
+	}
+	return 0;
+}
+
+/* A follower watches the leader's client port: when the leader's process
+ * dies its kernel closes the link, and the followers shorten their election
+ * timeout (log line "is gone"). A paused leader closes nothing, so pausing
+ * must not trigger it, and the normal timeout elects a new leader. */
+static void test_leader_gone(void **state)
+{
+	struct cluster c;
+	int leader, next, last;
+	uint64_t t0;
+	(void)state;
+
+	cluster_init(&c, "gone");
+	cluster_start_all(&c);
+	leader = cluster_wait_leader(&c, 20000);
+	assert_int_not_equal(leader, 0);
+	sleep_ms(1000); /* the followers' links to the leader are up */
+
+	kill(c.pid[leader], SIGSTOP);
+	t0 = now_ms();
+	next = new_leader_among_others(&c, leader, 20000);
+	fprintf(stderr, "leader gone: n%d paused, n%d leads after %llu ms\n",
+	        leader, next, (unsigned long long)(now_ms() - t0));
+	kill(c.pid[leader], SIGCONT);
+	assert_int_not_equal(next, 0);
+	for (int i = 1; i <= CLUSTER_N; i++) {
+		assert_false(cluster_log_contains(&c, i, "is gone"));
+	}
+
+	assert_int_equal(cluster_wait_leader(&c, 20000), next);
+	sleep_ms(1000);
+	cluster_stop(&c, next, SIGKILL);
+	t0 = now_ms();
+	last = new_leader_among_others(&c, next, 20000);
+	fprintf(stderr, "leader gone: n%d killed, n%d leads after %llu ms\n",
+	        next, last, (unsigned long long)(now_ms() - t0));
+	assert_int_not_equal(last, 0);
+	{
+		int told = 0;
+		for (int i = 1; i <= CLUSTER_N; i++) {
+			if (i != next &&
+			    cluster_log_contains(&c, i, "is gone")) {
+				told++;
+			}
+		}
+		if (told == 0) {
+			cluster_dump_logs(&c);
+		}
+		assert_true(told >= 1);
+	}
+	cluster_destroy(&c);
+}
+
+/* Flips one byte in the middle of every snapshot data file (not the .meta)
+ * under dir; returns how many files it damaged. */
+static int damage_snapshots(const char *dir)
+{
+	char cmd[600], path[512];
+	FILE *ls;
+	int n = 0;
+
+	snprintf(cmd, sizeof cmd,
+	         "find '%s' -name 'snapshot-*' ! -name '*.meta' -type f", dir);
+	ls = popen(cmd, "r");
+	assert_non_null(ls);
+	while (fgets(path, sizeof path, ls) != NULL) {
+		FILE *f;
+		long size;
+		int ch;
+		path[strcspn(path, "\n")] = '\0';
+		f = fopen(path, "r+b");
+		assert_non_null(f);
+		fseek(f, 0, SEEK_END);
+		size = ftell(f);
+		fseek(f, size / 2, SEEK_SET);
+		ch = fgetc(f);
+		fseek(f, size / 2, SEEK_SET);
+		fputc(ch ^ 0x5a, f);
+		fclose(f);
+		n++;
+	}
+	pclose(ls);
+	return n;
+}
+
+/* A node whose snapshot was damaged on disk refuses to start: it exits with
+ * status 1 and a message that names its data dir (never an abort, never a
+ * start on wrong state), and the other two nodes keep serving. */
+static void test_damaged_snapshot(void **state)
+{
+	struct cluster c;
+	struct raftmq *h;
+	struct raftmq_message m;
+	char dir[300];
+	int leader, down = 0, other = 0, status;
+	(void)state;
+
+	cluster_init(&c, "damaged");
+	c.extra[c.n_extra++] = "--snapshot-threshold";
+	c.extra[c.n_extra++] = "32";
+	c.extra[c.n_extra++] = "--snapshot-trailing";
+	c.extra[c.n_extra++] = "8";
+	cluster_start_all(&c);
+	leader = cluster_wait_leader(&c, 20000);
+	assert_int_not_equal(leader, 0);
+	followers(leader, &down, &other);
+
+	h = client_for(cluster_addr(&c, leader), 20000);
+	assert_int_equal(declare_with_retry(h, "dmg"), 0);
+	memset(&m, 0, sizeof m);
+	m.key = "dmg";
+	m.payload = "x";
+	m.payload_len = 1;
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(raftmq_publish(h, &m, NULL), 0);
+	}
+	/* Wait until the follower has taken a snapshot of its own. */
+	for (int i = 0; i < 100 && !cluster_log_contains(&c, down, "snapshot");
+	     i++) {
+		sleep_ms(100);
+	}
+	cluster_stop(&c, down, SIGTERM);
+	snprintf(dir, sizeof dir, "%s/n%d", c.dir, down);
+	assert_true(damage_snapshots(dir) >= 1);
+
+	cluster_start(&c, down);
+	status = cluster_wait_exit(&c, down, 20000);
+	fprintf(stderr, "damaged: n%d exit status %d (signal %d)\n", down,
+	        WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+	        WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	if (!cluster_log_contains(&c, down, "is damaged")) {
+		cluster_dump_logs(&c);
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_true(cluster_log_contains(&c, down, "is damaged"));
+
+	/* The majority still confirms publishes. */
+	assert_int_equal(raftmq_publish(h, &m, NULL), 0);
+	raftmq_close(h);
+	cluster_destroy(&c);
+}
+
 /* ---------------------------------------------------------------------
  * Bad input over a raw socket. */
 
@@ -584,6 +755,8 @@ int main(void)
 	    cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_full_restart),
 	    cmocka_unit_test(test_snapshot_catch_up),
+	    cmocka_unit_test(test_damaged_snapshot),
+	    cmocka_unit_test(test_leader_gone),
 	    cmocka_unit_test(test_failover),
 	};
 	signal(SIGPIPE, SIG_IGN);
