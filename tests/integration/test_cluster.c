@@ -345,6 +345,25 @@ static void test_full_restart(void **state)
 /* ---------------------------------------------------------------------
  * A node down past a snapshot catches up by snapshot install. */
 
+/* Starts a cluster that snapshots every 32 entries and keeps 8; returns
+ * the leader and its two followers. */
+static int start_snapshotting(struct cluster *c, const char *name, int *a,
+                              int *b)
+{
+	int leader;
+
+	cluster_init(c, name);
+	c->extra[c->n_extra++] = "--snapshot-threshold";
+	c->extra[c->n_extra++] = "32";
+	c->extra[c->n_extra++] = "--snapshot-trailing";
+	c->extra[c->n_extra++] = "8";
+	cluster_start_all(c);
+	leader = cluster_wait_leader(c, 20000);
+	assert_int_not_equal(leader, 0);
+	followers(leader, a, b);
+	return leader;
+}
+
 static void test_snapshot_catch_up(void **state)
 {
 	struct cluster c;
@@ -354,15 +373,7 @@ static void test_snapshot_catch_up(void **state)
 	char body[64];
 	(void)state;
 
-	cluster_init(&c, "snapshot");
-	c.extra[c.n_extra++] = "--snapshot-threshold";
-	c.extra[c.n_extra++] = "32";
-	c.extra[c.n_extra++] = "--snapshot-trailing";
-	c.extra[c.n_extra++] = "8";
-	cluster_start_all(&c);
-	leader = cluster_wait_leader(&c, 20000);
-	assert_int_not_equal(leader, 0);
-	followers(leader, &down, &other);
+	leader = start_snapshotting(&c, "snapshot", &down, &other);
 	cluster_stop(&c, down, SIGKILL);
 
 	h = client_for(cluster_addr(&c, leader), 20000);
@@ -532,15 +543,7 @@ static void test_damaged_snapshot(void **state)
 	int leader, down = 0, other = 0, status;
 	(void)state;
 
-	cluster_init(&c, "damaged");
-	c.extra[c.n_extra++] = "--snapshot-threshold";
-	c.extra[c.n_extra++] = "32";
-	c.extra[c.n_extra++] = "--snapshot-trailing";
-	c.extra[c.n_extra++] = "8";
-	cluster_start_all(&c);
-	leader = cluster_wait_leader(&c, 20000);
-	assert_int_not_equal(leader, 0);
-	followers(leader, &down, &other);
+	leader = start_snapshotting(&c, "damaged", &down, &other);
 
 	h = client_for(cluster_addr(&c, leader), 20000);
 	assert_int_equal(declare_with_retry(h, "dmg"), 0);
