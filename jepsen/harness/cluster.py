@@ -2,6 +2,7 @@
 namespace on a bridge this run creates) and docker (the services of
 deploy/docker-compose.yml in a compose project of this run)."""
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -56,6 +58,57 @@ class ClusterError(Exception):
     pass
 
 
+class Unsupported(ClusterError):
+    """A scenario this cluster mode cannot run here; `test-all` prints a
+    SKIP line for it instead of a harness error."""
+
+
+# The libfaketime path inside the derived docker image (a symlink made by
+# jepsen/docker/Dockerfile.faketime) and where each container sees its own
+# node dir (read-only bind mount) with the clock file.
+FAKETIME_IMAGE_LIB = "/usr/local/lib/libfaketimeMT.so.1"
+NODE_DIR_MOUNT = "/jepsen"
+CLOCK_FILE = "faketime.rc"
+
+
+def faketime_env(lib, clock_file):
+    """Environment that makes a node take its wall-clock offset from
+    clock_file, re-read on every call; monotonic clocks stay real (so
+    raft's timers are not skewed). Same for both cluster modes."""
+    return {"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": clock_file,
+            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def write_clock(path, offset_s, history=None):
+    """Atomically replaces libfaketime's offset file (`+S`/`-S` seconds);
+    appends `<unix time> <offset>` to `history` when given."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%+.3f\n" % offset_s)
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
+    if history:
+        with open(history, "a") as f:
+            f.write("%.3f %+.3f\n" % (time.time(), offset_s))
+
+
+def derived_tag(kind, parent_id, extra=None):
+    """Tag of a test image derived from image `parent_id` (sha256:...):
+    raftmq-jepsen:<kind>-<12 hex of the parent>[-<extra>]. A new parent
+    (rebuilt raftmq:local) or a new binary gives a new tag, so a cached
+    image is never stale."""
+    h = parent_id.split(":", 1)[-1][:12]
+    return "raftmq-jepsen:%s-%s%s" % (kind, h, "-" + extra if extra else "")
+
+
+def unsupported(mode, opts):
+    """Why `mode` cannot run a scenario with these options here, or None.
+    Checked before a run starts, so that `test-all` can skip it."""
+    if mode == "docker" and opts.get("nodes", 3) != 3:
+        return "docker mode: the compose file has exactly 3 nodes"
+    return None
+
+
 class _Cluster:
     """What every cluster mode shares: the watchdog's stop and the heal that
     undoes every fault (also used on Ctrl-C / atexit)."""
@@ -64,6 +117,25 @@ class _Cluster:
         self.watch_stop.set()
         if self.watcher:
             self.watcher.join(5)
+
+    # ---- clocks (libfaketime offset file per node) ------------------------
+
+    NO_FAKETIME = "libfaketime missing (apt-get install faketime)"
+
+    def clock_file(self, node):
+        """Host path of the node's offset file."""
+        return os.path.join(self.node_dir(node), CLOCK_FILE)
+
+    def set_clock(self, node, offset_s):
+        if not self.ftlib:
+            raise ClusterError(self.NO_FAKETIME)
+        write_clock(self.clock_file(node), offset_s,
+                    os.path.join(self.node_dir(node), "faketime.history"))
+
+    def reset_clocks(self):
+        if self.ftlib:
+            for n in self.names:
+                self.set_clock(n, 0)
 
     def heal_all(self, restart=True):
         for n in self.names:
@@ -252,27 +324,8 @@ class LocalNetns(_Cluster):
             sh(["ip", "netns", "exec", ns, "iptables", "-F", "INPUT"],
                check=False)
 
-    # ---- clocks --------------------------------------------------------
-
-    def clock_file(self, node):
-        return os.path.join(self.node_dir(node), "faketime.rc")
-
-    def set_clock(self, node, offset_s):
-        if not self.ftlib:
-            raise ClusterError("libfaketime missing (apt-get install "
-                               "faketime)")
-        tmp = self.clock_file(node) + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%+.3f\n" % offset_s)
-        os.rename(tmp, self.clock_file(node))
-        with open(os.path.join(self.node_dir(node), "faketime.history"),
-                  "a") as f:
-            f.write("%.3f %+.3f\n" % (time.time(), offset_s))
-
-    def reset_clocks(self):
-        if self.ftlib:
-            for n in self.names:
-                self.set_clock(n, 0)
+    def data_dir(self, node):
+        return os.path.join(self.node_dir(node), "data")
 
     # ---- processes -------------------------------------------------------
 
@@ -301,10 +354,7 @@ class LocalNetns(_Cluster):
             if self.ftlib:
                 if not os.path.exists(self.clock_file(node)):
                     self.set_clock(node, 0)
-                env.update({"LD_PRELOAD": self.ftlib,
-                            "FAKETIME_TIMESTAMP_FILE": self.clock_file(node),
-                            "FAKETIME_NO_CACHE": "1",
-                            "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+                env.update(faketime_env(self.ftlib, self.clock_file(node)))
             log = open(os.path.join(d, "node.log"), "ab")
             log.write(("=== start %s: %s\n" % (time.strftime("%H:%M:%S"),
                                                " ".join(argv))).encode())
@@ -426,31 +476,28 @@ class Docker(_Cluster):
     start`, `docker pause` / `unpause`, and grudges as iptables INPUT DROP
     rules inside each container's network namespace (`nsenter -t <pid> -n`,
     the host's iptables), reapplied when a killed container starts again.
-    Clock skew is not supported (the image has no libfaketime); nor are the
-    corrupt and wipe packages (they edit data dirs on the host)."""
+
+    Test-only images, derived from raftmq:local and cached by tag (see
+    derived_tag), only for the scenarios that need them: with the clock
+    nemesis, raftmq-jepsen:faketime-* (libfaketime; each container gets its
+    node dir bind-mounted read-only at /jepsen and preloads libfaketime with
+    /jepsen/faketime.rc, the same offset file as local-netns); with a
+    test_fault, raftmq-jepsen:faults-* (the host's -DRAFTMQ_TEST_FAULTS=ON
+    node binary). Corrupt and wipe edit the host side of a stopped
+    container's /data volume (its Mountpoint)."""
 
     mode = "docker"
-    UNSUPPORTED = {"clock": "clock skew (no libfaketime in the image)",
-                   "corrupt": "disk corruption (data lives in volumes)",
-                   "wipe": "data wipes (data lives in volumes)"}
+    NO_FAKETIME = "docker mode: clock skew needs the faketime image, which " \
+        "is used only when the scenario has the clock nemesis"
 
     def __init__(self, run_dir, opts, journal):
         self.run_dir = run_dir
         self.opts = opts
         self.journal = journal
         self.n = opts.get("nodes", 3)
-        if self.n != 3:
-            raise ClusterError("docker mode: the compose file has exactly 3 "
-                               "nodes")
-        for pkg in opts.get("nemesis", {}):
-            if pkg in self.UNSUPPORTED:
-                raise ClusterError("docker mode does not support %s; run "
-                                   "this scenario with --mode local-netns"
-                                   % self.UNSUPPORTED[pkg])
-        if opts.get("test_fault"):
-            raise ClusterError("docker mode runs the node of the image "
-                               "(built without RAFTMQ_TEST_FAULTS); run "
-                               "this scenario with --mode local-netns")
+        why = unsupported("docker", opts)
+        if why:
+            raise Unsupported(why)
         if os.geteuid() != 0:
             raise ClusterError("docker mode needs root (dockerd, nsenter, "
                                "iptables)")
@@ -475,7 +522,14 @@ class Docker(_Cluster):
                    for i, n in enumerate(self.names, 1)}
         base = opts.get("docker_port_base", 27500)
         self.port = {n: base + i for i, n in enumerate(self.names, 1)}
-        self.image = opts.get("docker_image", "raftmq:local")
+        self.base_image = opts.get("docker_image", "raftmq:local")
+        self.image = self.base_image
+        # Libfaketime path inside the container, when this run skews clocks.
+        self.ftlib = FAKETIME_IMAGE_LIB if "clock" in opts.get(
+            "nemesis", {}) or opts.get("docker_faketime") else None
+        self.faults_bin = opts.get("node_bin") if opts.get("test_fault") \
+            else None
+        self.volume = {}
         self.cid = {}
         self.rules = {n: [] for n in self.names}
         self.expected_down = set()
@@ -576,23 +630,100 @@ class Docker(_Cluster):
             raise ClusterError("deploy/base-image.sh: %s" % r.stdout[-2000:])
         self.dc("build", timeout=1800)
 
-    def _write_override(self):
-        """Pins the addresses, disables restart policies (a killed node
-        must stay down until the nemesis starts it) and passes extra node
-        flags."""
+    def _image_id(self, image):
+        r = self.docker("image", "inspect", "-f", "{{.Id}}", image,
+                        check=False)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    def _build(self, tag, dockerfile, context, parent):
+        """docker build of a derived test image (legacy builder, no
+        registry), unless `tag` already exists."""
+        if self._image_id(tag):
+            return tag
+        print("docker mode: building test image %s ..." % tag, flush=True)
+        self.docker("build", "--force-rm", "-q", "-f", dockerfile,
+                    "--build-arg", "BASE=" + parent, "-t", tag, context,
+                    timeout=1200)
+        return tag
+
+    def _ensure_test_images(self):
+        """Derives this run's image from raftmq:local: + libfaketime for
+        the clock nemesis, + the faults node binary for a test_fault."""
+        here = os.path.join(self.repo, "jepsen", "docker")
+        image = self.base_image
+        if self.ftlib:
+            tag = derived_tag("faketime", self._image_id(image))
+            try:
+                image = self._build(tag, os.path.join(
+                    here, "Dockerfile.faketime"), here, image)
+            except ClusterError as e:
+                # apt-get inside `docker build` needs Debian's mirror.
+                raise Unsupported("docker mode: could not build the "
+                                  "libfaketime test image %s (is the Debian "
+                                  "mirror reachable from docker build?): %s"
+                                  % (tag, str(e)[-500:]))
+        if self.faults_bin:
+            if not os.access(self.faults_bin, os.X_OK):
+                raise ClusterError("no faults node binary at %s"
+                                   % self.faults_bin)
+            h = hashlib.sha256()
+            with open(self.faults_bin, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            tag = derived_tag("faults", self._image_id(image),
+                              h.hexdigest()[:12])
+            if not self._image_id(tag):
+                with tempfile.TemporaryDirectory(prefix="jepsen-faults-") \
+                        as ctx:
+                    shutil.copy2(self.faults_bin,
+                                 os.path.join(ctx, "raftmq-node"))
+                    shutil.copy2(os.path.join(here, "Dockerfile.faults"),
+                                 os.path.join(ctx, "Dockerfile"))
+                    self._build(tag, os.path.join(ctx, "Dockerfile"), ctx,
+                                image)
+            # The binary comes from the host: it must run in the image.
+            r = self.docker("run", "--rm", "--network", "none",
+                            "--entrypoint", "raftmq-node", tag, "--help",
+                            check=False, timeout=120)
+            if "usage: raftmq-node" not in r.stdout + r.stderr:
+                raise Unsupported(
+                    "docker mode: the host's faults build %s does not run in "
+                    "image %s (a host newer than Debian bookworm?): %s"
+                    % (self.faults_bin, tag, (r.stdout + r.stderr)[-300:]))
+            image = tag
+        self.image = image
+
+    def override_text(self):
+        """The compose override: pins the addresses, disables restart
+        policies (a killed node must stay down until the nemesis starts
+        it), selects this run's image, passes extra node flags and, for
+        clock skew, preloads libfaketime with the node dir mounted at
+        /jepsen. Values are JSON strings, which YAML reads as they are."""
         lines = ['version: "3.7"', "services:"]
         for n in self.names:
             lines += ["  %s:" % n, '    restart: "no"',
-                      "    image: %s" % self.image,
+                      "    image: %s" % json.dumps(self.image),
                       "    networks:", "      raftmq:",
                       "        ipv4_address: %s" % self.ip[n]]
             if self.opts.get("node_args"):
                 lines.append("    command: %s"
                              % json.dumps(self.opts["node_args"]))
+            if self.ftlib:
+                env = faketime_env(self.ftlib, NODE_DIR_MOUNT + "/" +
+                                   CLOCK_FILE)
+                lines.append("    environment:")
+                lines += ["      %s: %s" % (k, json.dumps(v))
+                          for k, v in sorted(env.items())]
+                lines += ["    volumes:", "      - %s" % json.dumps(
+                    "%s:%s:ro" % (os.path.abspath(self.node_dir(n)),
+                                  NODE_DIR_MOUNT))]
         lines += ["networks:", "  raftmq:", "    ipam:", "      config:",
                   "        - subnet: 10.79.%d.0/24" % self.octet]
+        return "\n".join(lines) + "\n"
+
+    def _write_override(self):
         with open(self.override, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(self.override_text())
 
     def _save_state(self):
         os.makedirs(STATE_DIR, exist_ok=True)
@@ -636,6 +767,7 @@ class Docker(_Cluster):
         containers (`up --no-start`); start_node starts them."""
         self._ensure_engine()
         self._ensure_image()
+        self._ensure_test_images()
         for n in self.names:
             try:
                 socket.create_connection(("127.0.0.1", self.port[n]),
@@ -647,6 +779,8 @@ class Docker(_Cluster):
         os.makedirs(self.run_dir, exist_ok=True)
         for n in self.names:
             os.makedirs(self.node_dir(n), exist_ok=True)
+            if self.ftlib:
+                self.set_clock(n, 0)
         self._write_override()
         self.project_up = True
         self._save_state()
@@ -738,13 +872,24 @@ class Docker(_Cluster):
         except OSError:
             pass
 
-    # ---- clocks (unsupported) ------------------------------------------
+    # ---- data (the host side of the /data volume) ------------------------
 
-    def set_clock(self, node, offset_s):
-        raise ClusterError("docker mode does not support clock skew")
-
-    def reset_clocks(self):
-        pass
+    def data_dir(self, node):
+        """Host path of the node's /data volume (its Mountpoint), for the
+        corrupt and wipe nemeses; only while the container is stopped."""
+        if self.is_running(node):
+            raise ClusterError("%s: its data is edited only while its "
+                               "container is stopped" % node)
+        if node not in self.volume:
+            r = self.docker("inspect", "-f", '{{range .Mounts}}{{if eq '
+                            '.Destination "/data"}}{{.Source}}{{end}}{{end}}',
+                            self.cid[node])
+            path = r.stdout.strip()
+            if not path or not os.path.isdir(path):
+                raise ClusterError("%s: no host path for /data (%r)"
+                                   % (node, path))
+            self.volume[node] = path
+        return self.volume[node]
 
     # ---- containers ------------------------------------------------------
 
@@ -860,8 +1005,10 @@ class Docker(_Cluster):
         def loop():
             reported = set()
             while not self.watch_stop.wait(0.5):
-                states = self._inspect()
+                # Inspect under the lock: a state read before a concurrent
+                # start_node (which clears expected_down) would be stale.
                 with self.lock:
+                    states = self._inspect()
                     for n, (st, code) in states.items():
                         if st in ("running", "paused", None):
                             reported.discard(n)
@@ -967,4 +1114,28 @@ def clean_all(force=False):
                   st["bridge"], "-j", "ACCEPT"], check=False).returncode == 0:
             out.append("removed FORWARD rule for %s" % st["bridge"])
         os.unlink(path)
+    return out
+
+
+def clean_images():
+    """Removes the cached test images raftmq-jepsen:* (never raftmq:local
+    or any other image)."""
+    try:
+        r = subprocess.run(["docker", "images", "--format",
+                            "{{.Repository}}:{{.Tag}}", "raftmq-jepsen"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ["docker images: not available; test images not checked"]
+    if r.returncode != 0:
+        return ["docker images: %s; test images not checked"
+                % r.stderr.strip()]
+    out = []
+    for tag in r.stdout.split():
+        if not tag.startswith("raftmq-jepsen:"):
+            continue
+        rm = subprocess.run(["docker", "rmi", tag], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, timeout=120)
+        out.append("removed image %s" % tag if rm.returncode == 0 else
+                   "could not remove image %s: %s" % (tag, rm.stderr.strip()))
     return out

@@ -53,6 +53,18 @@ def corrupt_file(data_dir, kind, rng):
     return {"file": rel, "size": size, "bitflip-p": p, "flips": flips}
 
 
+def wipe_dir(path):
+    """Deletes everything inside `path` but keeps the directory itself:
+    its owner and mode matter to a container that runs as a user."""
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        p = os.path.join(path, name)
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+
+
 def complete_grudge(components):
     """Each node drops packets from every node outside its component."""
     g = {}
@@ -152,8 +164,7 @@ class Nemesis:
                 return
             n = self.rng.choice(self.c.names)
             self.c.kill(n)
-            detail = corrupt_file(os.path.join(self.c.node_dir(n), "data"),
-                                  kind, self.rng)
+            detail = corrupt_file(self.c.data_dir(n), kind, self.rng)
             self.active[pkg] = [n]
             self._log(kind, dict(detail, node=n))
         elif pkg == "wipe":
@@ -162,9 +173,7 @@ class Nemesis:
             ts, note = self.targets(kind)
             for n in ts:
                 self.c.kill(n)
-                d = os.path.join(self.c.node_dir(n), "data")
-                shutil.rmtree(d, ignore_errors=True)
-                os.makedirs(d, exist_ok=True)
+                wipe_dir(self.c.data_dir(n))
             self.active[pkg] = ts
             self._log("wipe", {"target": kind, "nodes": ts})
         elif pkg == "pause":

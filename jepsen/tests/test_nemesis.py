@@ -29,6 +29,9 @@ class FakeCluster:
     def is_running(self, n):
         return n not in self.down
 
+    def data_dir(self, n):
+        return os.path.join(self.node_dir(n), "data")
+
     def pause(self, n):
         self.paused.add(n)
 
@@ -184,6 +187,28 @@ class Scheduling(unittest.TestCase):
             n.step("corrupt")
             self.assertEqual(self.j.ops[-1][0], "corrupt-skipped")
             self.assertEqual(self.c.down, {"n2"})
+
+    def test_wipe_keeps_the_dir(self):
+        with tempfile.TemporaryDirectory() as d:
+            n = self.make({"wipe": ["all"]})
+            self.c.node_dir = lambda node: os.path.join(d, node)
+            for m in self.c.names:
+                os.makedirs(os.path.join(d, m, "data", "sub"))
+                with open(os.path.join(d, m, "data", "seg"), "wb") as f:
+                    f.write(b"x")
+                os.chmod(os.path.join(d, m, "data"), 0o750)
+            n.step("wipe")
+            self.assertEqual(self.c.down, set(self.c.names))
+            for m in self.c.names:
+                p = os.path.join(d, m, "data")
+                self.assertEqual(os.listdir(p), [])
+                self.assertEqual(os.stat(p).st_mode & 0o777, 0o750)
+            n.step("wipe")
+            self.assertEqual(self.c.down, set())
+            self.assertEqual(self.j.ops[-1][0], "start-wiped")
+        with tempfile.TemporaryDirectory() as d:
+            nemesis.wipe_dir(os.path.join(d, "new"))
+            self.assertTrue(os.path.isdir(os.path.join(d, "new")))
 
     def test_colors_cover_packages(self):
         for start, (pkg, stop) in nemesis.KINDS.items():
