@@ -58,7 +58,7 @@ static const struct opt opts[] = {
      0, (uint64_t)1 << 40,
      "bytes of raft log held in memory, which bounds the entries between "
      "snapshots and the trailing ones; 0 = entry counts only (default "
-     "48 MiB)"},
+     "40 MiB)"},
     {"max-inflight", "RAFTMQ_MAX_INFLIGHT", OPT_UINT, OFF(max_inflight), 0, 1,
      1024, "raft entries in flight (default 16)"},
     {"max-entry", "RAFTMQ_MAX_ENTRY", OPT_SIZE, OFF(max_entry), 0, 65536,
@@ -260,7 +260,7 @@ static void defaults(struct node_config *c)
 	c->heartbeat_timeout = 100;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 8192;
-	c->log_memory = (size_t)48 << 20;
+	c->log_memory = (size_t)40 << 20;
 	c->max_inflight = 16;
 	c->max_entry = 1u << 20;
 	c->max_frame = (1u << 20) + (64u << 10);

@@ -115,7 +115,7 @@ void rg_config_default(struct rg_config *c)
 	c->heartbeat_timeout = 100;
 	c->snapshot_threshold = 4096;
 	c->snapshot_trailing = 8192;
-	c->log_memory = (size_t)48 << 20;
+	c->log_memory = (size_t)40 << 20;
 	c->max_inflight = 16;
 	c->max_entry = 1024 * 1024;
 	fsm_config_default(&c->fsm);

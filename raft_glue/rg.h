@@ -58,7 +58,7 @@ struct rg_config {
 	unsigned snapshot_threshold; /* entries, default 4096 */
 	unsigned snapshot_trailing;  /* entries, default 8192 */
 	size_t log_memory;     /* bytes of raft log in memory, 0 = entry counts
-	                          only; default 48 MiB (rg_fsm_bound_log) */
+	                          only; default 40 MiB (rg_fsm_bound_log) */
 	unsigned max_inflight; /* proposals in flight, default 16 */
 	size_t max_entry;      /* bytes per entry, default 1 MiB */
 	struct fsm_config fsm; /* limits of the state machine */
