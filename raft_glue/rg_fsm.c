@@ -161,8 +161,13 @@ static int rg_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
 		abort();
 	}
 	rg__log(1, "restored snapshot of %zu bytes", buf->len);
+	/* raft's log starts over at the snapshot: so does the byte count. */
 	f->since_bytes = 0;
 	f->since_entries = 0;
+	if (f->owner != NULL && f->early) {
+		raft_set_snapshot_threshold(f->owner, f->threshold);
+		f->early = false;
+	}
 	raft_free(buf->base);
 	f->n_restores++;
 	return 0;
