@@ -1,0 +1,135 @@
+/* tests/unit/test_node_config: raftmq-node's configuration (node/config.c):
+ * defaults, environment then flags, and clear errors for bad values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "node/config.h"
+
+#define MEMBERS                                                                \
+	"1@127.0.0.1:9001/127.0.0.1:7001,2@127.0.0.1:9002/127.0.0.1:7002"
+
+/* Loads `argv` (NULL-terminated, without the program name) into a fresh
+ * config; returns node_config_load()'s result and its error text. */
+static int load(struct node_config *c, char *err, const char *const *argv)
+{
+	char *av[32];
+	int ac = 0;
+
+	av[ac++] = "raftmq-node";
+	while (*argv != NULL && ac < 31) {
+		av[ac++] = (char *)*argv++;
+	}
+	av[ac] = NULL;
+	err[0] = '\0';
+	return node_config_load(c, ac, av, err);
+}
+
+static void test_defaults(void **state)
+{
+	static struct node_config c;
+	char err[512];
+	const char *argv[] = {
+	    "--id",      "1",     "--data-dir", "/nonexistent/d",
+	    "--members", MEMBERS, NULL};
+	(void)state;
+
+	assert_int_equal(load(&c, err, argv), 0);
+	assert_int_equal(c.election_timeout, 1000);
+	assert_int_equal(c.heartbeat_timeout, 100);
+	assert_int_equal(c.log_memory, (size_t)40 << 20);
+	assert_int_equal(c.n_members, 2);
+	assert_string_equal(node_config_self(&c)->client_address,
+	                    "127.0.0.1:7001");
+}
+
+static void test_log_memory(void **state)
+{
+	static struct node_config c;
+	char err[512];
+	const char *small[] = {
+	    "--id",      "1",     "--data-dir",        "/nonexistent/d",
+	    "--members", MEMBERS, "--raft-log-memory", "1000",
+	    NULL};
+	const char *off[] = {
+	    "--id",      "1",     "--data-dir",        "/nonexistent/d",
+	    "--members", MEMBERS, "--raft-log-memory", "0",
+	    NULL};
+	const char *flag[] = {
+	    "--id",      "1",     "--data-dir",        "/nonexistent/d",
+	    "--members", MEMBERS, "--raft-log-memory", "8388608",
+	    NULL};
+	const char *plain[] = {
+	    "--id",      "1",     "--data-dir", "/nonexistent/d",
+	    "--members", MEMBERS, NULL};
+	(void)state;
+
+	assert_int_equal(load(&c, err, small), -1);
+	assert_non_null(strstr(err, "--raft-log-memory (1000) must be 0 or"));
+	assert_int_equal(load(&c, err, off), 0);
+	assert_int_equal(c.log_memory, 0);
+	/* The environment sets it, a flag overrides the environment. */
+	setenv("RAFTMQ_RAFT_LOG_MEMORY", "67108864", 1);
+	assert_int_equal(load(&c, err, plain), 0);
+	assert_int_equal(c.log_memory, (size_t)64 << 20);
+	assert_int_equal(load(&c, err, flag), 0);
+	assert_int_equal(c.log_memory, (size_t)8 << 20);
+	unsetenv("RAFTMQ_RAFT_LOG_MEMORY");
+}
+
+static void test_errors(void **state)
+{
+	static struct node_config c;
+	char err[512];
+	const char *no_id[] = {"--data-dir", "/nonexistent/d", "--members",
+	                       MEMBERS, NULL};
+	const char *no_dir[] = {"--id", "1", "--members", MEMBERS, NULL};
+	const char *not_member[] = {
+	    "--id",      "3",     "--data-dir", "/nonexistent/d",
+	    "--members", MEMBERS, NULL};
+	const char *beat[] = {
+	    "--id",      "1",     "--data-dir",          "/nonexistent/d",
+	    "--members", MEMBERS, "--heartbeat-timeout", "1000",
+	    NULL};
+	const char *range[] = {
+	    "--id",      "1",     "--data-dir",         "/nonexistent/d",
+	    "--members", MEMBERS, "--election-timeout", "5",
+	    NULL};
+	const char *unknown[] = {"--id",           "1",         "--data-dir",
+	                         "/nonexistent/d", "--members", MEMBERS,
+	                         "--nope",         "1",         NULL};
+	const char *bad_members[] = {"--id", "1", "--members", "1@nohost",
+	                             NULL};
+	(void)state;
+
+	assert_int_equal(load(&c, err, no_id), -1);
+	assert_non_null(strstr(err, "--id"));
+	assert_int_equal(load(&c, err, no_dir), -1);
+	assert_non_null(strstr(err, "--data-dir"));
+	assert_int_equal(load(&c, err, not_member), -1);
+	assert_true(err[0] != '\0');
+	assert_int_equal(load(&c, err, beat), -1);
+	assert_non_null(strstr(err, "--heartbeat-timeout"));
+	assert_int_equal(load(&c, err, range), -1);
+	assert_true(err[0] != '\0');
+	assert_int_equal(load(&c, err, unknown), -1);
+	assert_non_null(strstr(err, "unknown option"));
+	assert_int_equal(load(&c, err, bad_members), -1);
+	assert_true(err[0] != '\0');
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_log_memory),
+	    cmocka_unit_test(test_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
