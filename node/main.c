@@ -172,9 +172,9 @@ int main(int argc, char **argv)
 			    "start with it. See 'Damaged data' in "
 			    "docs/operations.md",
 			    cfg.data_dir);
-		return 1;
-	}
-	if (node_listen(&n) != 0) {
+		/* The loop below lets raft finish closing what it opened. */
+		n.exit_code = 1;
+	} else if (node_listen(&n) != 0) {
 		n.exit_code = 1;
 		node_stop(&n);
 	} else {

@@ -39,8 +39,13 @@ void cluster_init(struct cluster *c, const char *name)
 		perror("mkdtemp");
 		abort();
 	}
-	/* Ports from the pid so that parallel runs don't collide. */
-	c->base_port = 20000 + (int)(getpid() % 1500) * 30;
+	/* Ports from the pid so that parallel runs don't collide, and a new
+	 * block per cluster, so that nodes a failed test left behind do not
+	 * join the next test's cluster. */
+	static unsigned n_clusters;
+	c->base_port =
+	    20000 +
+	    (int)(((unsigned)getpid() * 7u + n_clusters++) % 1500u) * 30;
 	c->members[0] = '\0';
 	for (int i = 1; i <= CLUSTER_N; i++) {
 		char m[96];
