@@ -41,11 +41,12 @@ void cluster_init(struct cluster *c, const char *name)
 	}
 	/* Ports from the pid so that parallel runs don't collide, and a new
 	 * block per cluster, so that nodes a failed test left behind do not
-	 * join the next test's cluster. */
+	 * join the next test's cluster. All below the kernel's ephemeral
+	 * range (32768 and up): a fresh block there may be some connection's
+	 * local port, and the node's bind would fail. */
 	static unsigned n_clusters;
 	c->base_port =
-	    20000 +
-	    (int)(((unsigned)getpid() * 7u + n_clusters++) % 1500u) * 30;
+	    20000 + (int)(((unsigned)getpid() * 7u + n_clusters++) % 420u) * 30;
 	c->members[0] = '\0';
 	for (int i = 1; i <= CLUSTER_N; i++) {
 		char m[96];
