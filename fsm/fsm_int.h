@@ -47,6 +47,8 @@ void fsm_htab_remove(struct fsm *f, struct fsm_htab *t, void *elem);
 int fsm_name_cmp(const char *a, uint32_t alen, const char *b, uint32_t blen);
 uint64_t fsm_hash_bytes(const char *s, size_t n);
 uint64_t fsm_hash_u64(uint64_t v);
+/* The little-endian 64-bit value at p (any alignment). */
+uint64_t fsm_load_le64(const unsigned char *p);
 /* Checksum of a byte range (snapshot trailers). */
 uint64_t fsm_checksum(const void *buf, size_t n);
 

@@ -54,10 +54,7 @@ uint64_t fsm_hash_bytes(const char *s, size_t n)
 	return fsm_hash_u64(h);
 }
 
-/* Four independent multiply-rotate lanes over little-endian 64-bit words,
- * so the CPU overlaps them (several GB/s); the tail goes byte by byte. Not
- * cryptographic: it detects bit rot and truncation, not an adversary. */
-static uint64_t load_le64(const unsigned char *p)
+uint64_t fsm_load_le64(const unsigned char *p)
 {
 	uint64_t v = 0;
 	int i;
@@ -74,6 +71,9 @@ static uint64_t lane(uint64_t h, uint64_t w)
 	return h * 0xc2b2ae3d27d4eb4full;
 }
 
+/* Four independent multiply-rotate lanes over little-endian 64-bit words,
+ * so the CPU overlaps them (several GB/s); the tail goes byte by byte. Not
+ * cryptographic: it detects bit rot and truncation, not an adversary. */
 uint64_t fsm_checksum(const void *buf, size_t n)
 {
 	const unsigned char *p = buf;
@@ -81,10 +81,10 @@ uint64_t fsm_checksum(const void *buf, size_t n)
 	size_t i = 0;
 
 	for (; i + 32 <= n; i += 32) {
-		h[0] = lane(h[0], load_le64(p + i));
-		h[1] = lane(h[1], load_le64(p + i + 8));
-		h[2] = lane(h[2], load_le64(p + i + 16));
-		h[3] = lane(h[3], load_le64(p + i + 24));
+		h[0] = lane(h[0], fsm_load_le64(p + i));
+		h[1] = lane(h[1], fsm_load_le64(p + i + 8));
+		h[2] = lane(h[2], fsm_load_le64(p + i + 16));
+		h[3] = lane(h[3], fsm_load_le64(p + i + 24));
 	}
 	r = fsm_hash_u64(h[0]) ^ fsm_hash_u64(h[1] + 1) ^
 	    fsm_hash_u64(h[2] + 2) ^ fsm_hash_u64(h[3] + 3);

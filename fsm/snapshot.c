@@ -700,17 +700,13 @@ static int config_from(const msgpack_object *o, struct fsm_config *c)
  * trailer; a version 3 body without a good one is refused below). */
 static size_t checked_len(const unsigned char *buf, size_t len)
 {
-	const unsigned char *t = buf + len - SNAP_TRAILER_LEN;
-	uint64_t sum = 0;
-	int i;
+	size_t body = len - SNAP_TRAILER_LEN;
 
-	if (len < SNAP_TRAILER_LEN || memcmp(t, SNAP_TRAILER, 8) != 0)
+	if (len < SNAP_TRAILER_LEN ||
+	    memcmp(buf + body, SNAP_TRAILER, 8) != 0 ||
+	    fsm_load_le64(buf + body + 8) != fsm_checksum(buf, body))
 		return len;
-	for (i = 7; i >= 0; i--)
-		sum = sum << 8 | t[8 + i];
-	if (sum != fsm_checksum(buf, len - SNAP_TRAILER_LEN))
-		return len;
-	return len - SNAP_TRAILER_LEN;
+	return body;
 }
 
 /* Version 3 and later must have had a good trailer, earlier ones none. */

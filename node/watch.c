@@ -22,8 +22,6 @@
 
 #define WATCH_RETRY_MS 1000
 
-static void watch_connect(struct node *n);
-
 static void watch_closed(uv_handle_t *h)
 {
 	struct node *n = h->data;

@@ -60,6 +60,19 @@ static int rg_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 	return 0;
 }
 
+/* A snapshot was taken or restored: the bytes since the last one start over
+ * at 0, and a threshold lowered to force it goes back to the configured one.
+ */
+static void rg_fsm__log_restarted(struct rg_fsm *f)
+{
+	f->since_bytes = 0;
+	f->since_entries = 0;
+	if (f->early) {
+		raft_set_snapshot_threshold(f->owner, f->threshold);
+		f->early = false;
+	}
+}
+
 /* raft calls this with everything applied; the write happens on the thread
  * pool while applies go on, so the buffer must be an independent copy, which
  * fsm_snapshot() gives us. With version 2 raft frees nothing: finalize does. */
@@ -70,9 +83,8 @@ static int rg_fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
 	struct raft_buffer *b;
 	void *data = NULL;
 	size_t len = 0;
-	int rv;
-
 	uint64_t t0 = uv_hrtime();
+	int rv;
 
 	b = malloc(sizeof *b);
 	if (b == NULL)
@@ -102,14 +114,11 @@ static int rg_fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
 			keep = f->trailing;
 		if (keep < RG_MIN_TRAILING)
 			keep = RG_MIN_TRAILING;
-		/* Both take effect for this snapshot: raft reads them when
-		 * the snapshot has been written. */
+		/* It takes effect for this snapshot: raft reads it when the
+		 * snapshot has been written. */
 		raft_set_snapshot_trailing(f->owner, (unsigned)keep);
-		raft_set_snapshot_threshold(f->owner, f->threshold);
-		f->early = false;
 	}
-	f->since_bytes = 0;
-	f->since_entries = 0;
+	rg_fsm__log_restarted(f);
 	return 0;
 }
 
@@ -161,13 +170,7 @@ static int rg_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
 		abort();
 	}
 	rg__log(1, "restored snapshot of %zu bytes", buf->len);
-	/* raft's log starts over at the snapshot: so does the byte count. */
-	f->since_bytes = 0;
-	f->since_entries = 0;
-	if (f->owner != NULL && f->early) {
-		raft_set_snapshot_threshold(f->owner, f->threshold);
-		f->early = false;
-	}
+	rg_fsm__log_restarted(f);
 	raft_free(buf->base);
 	f->n_restores++;
 	return 0;
