@@ -42,6 +42,11 @@ void fsm_config_default(struct fsm_config *c)
 	c->default_dedup_window = 120000;
 	c->max_dedup_entries = 1000000;
 	c->max_get = 1000;
+	c->max_headers = 1024 - FSM_DLQ_HEADERS;
+	c->max_memory = 2ull << 30;
+	c->session_window = 16u << 20;
+	c->max_session_consumers = 1000;
+	c->max_entry = 1u << 20;
 }
 
 static int config_ok(const struct fsm_config *c)
@@ -51,7 +56,10 @@ static int config_ok(const struct fsm_config *c)
 	       c->max_queues > 0 && c->max_consumers > 0 &&
 	       c->default_ack_timeout > 0 && c->default_max_length > 0 &&
 	       c->default_max_bytes > 0 && c->default_dedup_window > 0 &&
-	       c->max_get > 0;
+	       c->max_get > 0 && c->max_headers > 0 &&
+	       c->max_headers <= 1024 - FSM_DLQ_HEADERS && c->max_memory > 0 &&
+	       c->session_window > 0 && c->max_session_consumers > 0 &&
+	       c->max_entry >= 64 * 1024;
 }
 
 struct fsm *fsm_new(const struct fsm_config *config)

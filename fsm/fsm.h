@@ -55,7 +55,9 @@ enum fsm_status {
 	FSM_ELIMIT = 10,    /* a global bound was reached (queues, consumers) */
 	FSM_ENOTEMPTY = 11, /* delete if-empty of a non-empty queue */
 	FSM_EBUSY = 12,     /* exclusive queue already has a consumer */
-	FSM_ENOMEM = 13,    /* allocation failed; state unchanged */
+	FSM_ENOMEM = 13,    /* allocation failed (the node stops: fsm_failed) */
+	FSM_ECLUSTERFULL = 14, /* state at cfg.max_memory; retryable */
+	FSM_EDIVERGED = 15,    /* CHECK: this replica's digest differs */
 	FSM_STATUS_MAX
 };
 
@@ -76,11 +78,14 @@ enum fsm_topic_kind {
 
 enum fsm_nack_mode { FSM_NACK_REQUEUE = 0, FSM_NACK_DEADLETTER = 1 };
 
-/* Limits and defaults of one state machine. Part of the replicated
- * configuration: every node must use the same values (they are written into
- * snapshots, and fsm_restore() takes them from there). */
+/* Limits and defaults of one state machine: the replicated configuration.
+ * Only FSM_CMD_CONFIG changes it (the first leader proposes it from its
+ * flags; `raftmq cluster config set` later); snapshots carry it. A node's
+ * flags never reach apply. */
 struct fsm_config {
-	uint32_t max_payload;         /* bytes, default 256 KiB */
+	uint32_t max_payload; /* bytes of a whole message (payload, id, type,
+	                         correlation id, reply-to, headers), default
+	                         256 KiB */
 	uint32_t max_name;            /* queue/topic name bytes, default 255 */
 	uint32_t max_queues;          /* default 10000 */
 	uint32_t max_consumers;       /* default 100000 */
@@ -91,7 +96,22 @@ struct fsm_config {
 	uint64_t default_dedup_window; /* ms, default 120000 */
 	uint32_t max_dedup_entries;    /* per queue, default 1,000,000 */
 	uint32_t max_get;              /* messages per get, default 1000 */
+	uint32_t max_headers; /* headers per published message, default
+	                         FSM_CODEC_MAX_HEADERS - FSM_DLQ_HEADERS */
+	uint64_t max_memory;  /* bytes of state (fsm_memory); publishes get
+	                         FSM_ECLUSTERFULL above it */
+	uint64_t session_window; /* bytes of messages in flight to one
+	                            session before assignment to it pauses (a
+	                            session with none in flight always gets
+	                            one), default 16 MiB */
+	uint32_t max_session_consumers; /* consumers per session, default
+	                                   1000 */
+	uint64_t max_entry; /* bytes per Raft entry (the leader's admission
+	                       limit; apply does not read it), default 1 MiB */
 };
+
+/* Headers that dead-lettering adds to a message (reason, origin queue). */
+#define FSM_DLQ_HEADERS 2
 
 /* Fills `c` with the defaults above. */
 void fsm_config_default(struct fsm_config *c);
@@ -163,17 +183,31 @@ enum fsm_cmd_type {
 	FSM_CMD_TICK = 15,
 	FSM_CMD_SESSION_DOWN = 16,
 	FSM_CMD_LEADER_ELECTED = 17,
+	FSM_CMD_CONFIG = 18, /* change the replicated configuration */
+	FSM_CMD_CHECK = 19,  /* compare digests (divergence detector) */
 	FSM_CMD_MAX
+};
+
+/* One `key = value` of FSM_CMD_CONFIG; keys are the field names of struct
+ * fsm_config ("max_payload", ...). */
+struct fsm_config_kv {
+	const char *key;
+	uint32_t key_len;
+	uint64_t value;
 };
 
 /* A decoded command (borrowed pointers into the entry being applied, or into
  * the caller's memory when encoding). Every command carries:
- *   time     proposer's wall clock in ms; the FSM clock is the max seen;
+ *   time     the cluster clock in ms, stamped by the leader (DESIGN "Time");
+ *            the FSM clock is the max seen and drives every timer;
+ *   wall     the proposer's wall clock in ms, for display only (a message's
+ *            timestamp); 0 = use `time`;
  *   session  the proposing session (0 = none), used to route the result;
  *   req_id   the session's request id, echoed in the result. */
 struct fsm_cmd {
 	uint8_t type; /* enum fsm_cmd_type */
 	uint64_t time;
+	uint64_t wall;
 	uint64_t session;
 	uint64_t req_id;
 	union {
@@ -239,6 +273,19 @@ struct fsm_cmd {
 			uint64_t term;
 			uint64_t node;
 		} leader_elected;
+		struct {
+			/* bootstrap: applied only while the configuration
+			 * was never set (the first leader's flags); else a
+			 * change on top of the current configuration, all
+			 * or nothing (FSM_EINVAL names no field) */
+			uint8_t bootstrap;
+			const struct fsm_config_kv *kv;
+			uint32_t n_kv;
+		} config;
+		struct {
+			uint64_t applied; /* fsm_applied() when taken */
+			uint64_t digest;  /* fsm_digest() at that point */
+		} check;
 	} u;
 };
 
@@ -324,6 +371,38 @@ int fsm_apply(struct fsm *f, const struct fsm_cmd *cmd,
 
 /* The FSM clock: the largest command time applied so far (ms). */
 uint64_t fsm_now(const struct fsm *f);
+
+/* The replicated configuration in force, whether FSM_CMD_CONFIG ever set it
+ * (before that: the defaults), and a counter bumped by every change (for the
+ * node to log how its flags differ). */
+const struct fsm_config *fsm_config_get(const struct fsm *f);
+int fsm_config_is_set(const struct fsm *f);
+uint64_t fsm_config_version(const struct fsm *f);
+/* Field names and values of a configuration, for `cluster config get` and
+ * for building a CONFIG command: fills up to `max` entries (key points to a
+ * static string), returns the number of fields. */
+uint32_t fsm_config_to_kv(const struct fsm_config *c, struct fsm_config_kv *kv,
+                          uint32_t max);
+/* Sets one field by name: 0, or FSM_EINVAL for an unknown name (the value
+ * is checked as a whole by fsm_config_valid()). */
+int fsm_config_set_kv(struct fsm_config *c, const char *key, uint32_t key_len,
+                      uint64_t value);
+int fsm_config_valid(const struct fsm_config *c);
+/* The largest encoded delivery a message can need: max_payload plus the
+ * dead-letter headers and the envelope; frames must allow it. */
+size_t fsm_max_delivery_size(const struct fsm_config *c);
+
+/* Divergence detector: commands applied so far (every command counts) and
+ * a running digest over each applied command's type, status, result fields
+ * and effects (CHECK excluded). Both are in snapshots. After a CHECK found
+ * this replica different, fsm_diverged() is 1 for good (not in snapshots). */
+uint64_t fsm_applied(const struct fsm *f);
+uint64_t fsm_digest(const struct fsm *f);
+int fsm_diverged(const struct fsm *f);
+
+/* 1 once an allocation failed inside apply: this replica may now differ
+ * from the others and must stop (DESIGN invariant 8). */
+int fsm_failed(const struct fsm *f);
 
 /* The earliest time (ms) at which a TICK would change something (an ack
  * deadline, a TTL or a delay), or UINT64_MAX when nothing is pending. The
