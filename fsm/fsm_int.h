@@ -20,6 +20,20 @@ void fsm_mem_free(struct fsm *f, void *p, size_t size);
 /* Shrinks a block to `size` bytes; never fails (keeps the block when the
  * allocator cannot move it). */
 void *fsm_mem_shrink(struct fsm *f, void *p, size_t old, size_t size);
+/* Scratch memory used during apply and freed with free() before it
+ * returns (not charged). Like fsm_mem_alloc(), a failure sets
+ * fsm_failed(): use it for every temporary whose absence would make apply
+ * take a different path than on the other replicas. */
+void *fsm_tmp_alloc(struct fsm *f, size_t size);
+/* Records an allocation failure inside apply (fsm_failed() becomes 1). */
+void fsm_alloc_failed(struct fsm *f);
+/* Test-only fault injection, compiled always (one branch per allocation):
+ * from the `after`-th allocation on (1 = the next one) every
+ * fsm_mem_alloc() and fsm_tmp_alloc() of f fails; 0 turns it off. */
+void fsm_test_fail_alloc(struct fsm *f, uint64_t after);
+
+/* Divergence digest (hash.c): folds one value into a running digest. */
+uint64_t fsm_digest_mix(uint64_t d, uint64_t v);
 
 /* ---- Open-addressing hash table of element pointers (hash.c). The element
  * knows its own key; `hash` recomputes an element's hash when entries are
@@ -331,11 +345,31 @@ struct fsm {
 	struct fsm_heap_ent *heap;
 	uint32_t heap_n, heap_cap;
 	struct fsm_vec dirty; /* queues to run assignment for */
-	/* Per-apply context. */
+	/* Per-apply context. `sink` always has an effect callback during
+	 * apply, so that apply takes the same path on every replica whatever
+	 * its caller passed; `user_sink` is what the caller passed. */
 	const struct fsm_sink *sink;
+	const struct fsm_sink *user_sink;
 	/* Scratch for decoding headers of a delivered message. */
 	struct fsm_header *hscratch;
 	uint32_t hscratch_cap;
+	/* Replicated configuration and divergence detector (in snapshots). */
+	uint8_t config_set; /* FSM_CMD_CONFIG applied at least once */
+	uint64_t applied;   /* commands applied */
+	uint64_t digest;    /* running digest (fsm_digest) */
+	/* Node-local: not in snapshots; a restore keeps them (the ring is
+	 * emptied, the configuration version bumped). */
+	uint64_t config_version;
+	uint8_t diverged, failed;
+	uint64_t fail_at; /* fsm_test_fail_alloc: allocations until failure */
+	struct fsm_check_ent *ring; /* FSM_CHECK_RING (applied, digest) at
+	                               the end of each entry; not charged */
+	uint32_t ring_n, ring_next;
+};
+
+#define FSM_CHECK_RING 4096
+struct fsm_check_ent {
+	uint64_t applied, digest;
 };
 
 /* ---- fsm.c */
