@@ -361,7 +361,8 @@ struct fsm {
 	 * emptied, the configuration version bumped). */
 	uint64_t config_version;
 	uint8_t diverged, failed;
-	uint64_t fail_at; /* fsm_test_fail_alloc: allocations until failure */
+	uint64_t fail_at;   /* fsm_test_fail_alloc: allocations until failure */
+	uint64_t fail_hits; /* allocations the injector failed */
 	struct fsm_check_ent *ring; /* FSM_CHECK_RING (applied, digest) at
 	                               the end of each entry; not charged */
 	uint32_t ring_n, ring_next;

@@ -10,8 +10,10 @@ static int inject_failure(struct fsm *f)
 {
 	if (f->fail_at == 0)
 		return 0;
-	if (f->fail_at == 1)
+	if (f->fail_at == 1) {
+		f->fail_hits++;
 		return 1;
+	}
 	f->fail_at--;
 	return 0;
 }

@@ -864,6 +864,7 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
 	f->diverged = nf->diverged;
 	f->failed = nf->failed;
 	f->fail_at = nf->fail_at;
+	f->fail_hits = nf->fail_hits;
 out:
 	fsm_free(nf);
 	msgpack_unpacked_destroy(&up);
