@@ -260,18 +260,21 @@ void fsm_free(struct fsm *f)
 	free(f);
 }
 
+/* Odd multipliers for combining the fields of one record before a single
+ * mix: a change in any one field always changes the sum. */
+#define K1 0x9e3779b97f4a7c15ull
+#define K2 0xc2b2ae3d27d4eb4full
+#define K3 0x165667b19e3779f9ull
+#define K4 0xd6e8feb86659fd93ull
+#define K5 0xff51afd7ed558ccdull
+
 /* Every effect goes into the digest, whether or not the caller listens. */
 void fsm_emit_effect(struct fsm *f, const struct fsm_delivery *d)
 {
-	uint64_t h = f->digest;
-
-	h = fsm_digest_mix(h, d->type);
-	h = fsm_digest_mix(h, d->session);
-	h = fsm_digest_mix(h, d->consumer);
-	h = fsm_digest_mix(h, d->queue_id);
-	h = fsm_digest_mix(h, d->msg.seq);
-	h = fsm_digest_mix(h, d->msg.delivery_count);
-	f->digest = h;
+	f->digest = fsm_digest_mix(
+	    f->digest, d->type + d->session * K1 + d->consumer * K2 +
+	                   (uint64_t)d->queue_id * K3 + d->msg.seq * K4 +
+	                   (uint64_t)d->msg.delivery_count * K5);
 	if (f->user_sink != NULL && f->user_sink->effect != NULL)
 		f->user_sink->effect(f->user_sink->data, d);
 }
@@ -376,36 +379,31 @@ static int cmd_check(struct fsm *f, const struct fsm_cmd *c)
  * fields of its result (zero when it failed). */
 static void digest_result(struct fsm *f, const struct fsm_result *r)
 {
-	uint64_t h = f->digest;
+	uint64_t v =
+	    f->applied * K1 + r->type * K2 + (uint64_t)(int64_t)r->status * K3;
 
-	h = fsm_digest_mix(h, f->applied);
-	h = fsm_digest_mix(h, r->type);
-	h = fsm_digest_mix(h, (uint64_t)(int64_t)r->status);
 	switch (r->type) {
 	case FSM_CMD_QUEUE_DECLARE:
-		h = fsm_digest_mix(h, r->u.declare.queue_id);
-		h = fsm_digest_mix(h, r->u.declare.created);
+		v += r->u.declare.queue_id * K4 + r->u.declare.created * K5;
 		break;
 	case FSM_CMD_QUEUE_DELETE:
 	case FSM_CMD_QUEUE_PURGE:
-		h = fsm_digest_mix(h, r->u.removed.removed);
+		v += r->u.removed.removed * K4;
 		break;
 	case FSM_CMD_PUBLISH:
-		h = fsm_digest_mix(h, r->u.publish.seq);
-		h = fsm_digest_mix(h, r->u.publish.queues);
-		h = fsm_digest_mix(h, r->u.publish.duplicate);
+		v += r->u.publish.seq * K4 + r->u.publish.queues * K5 +
+		     r->u.publish.duplicate;
 		break;
 	case FSM_CMD_CONSUME:
-		h = fsm_digest_mix(h, r->u.consume.consumer);
-		h = fsm_digest_mix(h, r->u.consume.queue_id);
+		v += r->u.consume.consumer * K4 + r->u.consume.queue_id * K5;
 		break;
 	case FSM_CMD_GET:
-		h = fsm_digest_mix(h, r->u.get.count);
+		v += r->u.get.count * K4;
 		break;
 	default:
 		break;
 	}
-	f->digest = h;
+	f->digest = fsm_digest_mix(f->digest, v);
 }
 
 int fsm_apply(struct fsm *f, const struct fsm_cmd *cmd,
