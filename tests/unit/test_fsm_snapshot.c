@@ -67,6 +67,9 @@ static void test_roundtrip(void **state)
 	assert_memory_equal(s1, s2, l1);
 	assert_int_equal(fsm_next_deadline(f), fsm_next_deadline(g));
 	assert_int_equal(fsm_now(f), fsm_now(g));
+	assert_int_equal(fsm_applied(f), fsm_applied(g));
+	assert_true(fsm_applied(g) > 0);
+	assert_true(fsm_digest(f) == fsm_digest(g));
 	mem = fsm_memory(g);
 	assert_true(mem > 0);
 	/* Both continue identically. */
@@ -77,6 +80,7 @@ static void test_roundtrip(void **state)
 	assert_int_equal(tick(f, 20000, NULL), FSM_OK);
 	assert_int_equal(tick(g, 20000, NULL), FSM_OK);
 	assert_true(snap_equal(f, g));
+	assert_true(fsm_digest(f) == fsm_digest(g));
 	/* Restore over a non-empty state replaces it. */
 	assert_int_equal(fsm_restore(f, s1, l1), 0);
 	free(s2);
