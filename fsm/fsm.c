@@ -353,26 +353,40 @@ static int cmd_config(struct fsm *f, const struct fsm_cmd *c)
 }
 
 /* FSM_CMD_CHECK: compares with this replica's digest after the same number
- * of commands, when the ring still has it. */
+ * of commands. The leader read (applied, digest) between two entries, and
+ * every entry it had applied then was applied here before this CHECK, so
+ * replicas that applied the same entries have the same entry boundaries:
+ *   - `applied` is in the ring: the digests must be equal;
+ *   - it is not, although the ring reaches back to it (it lies between two
+ *     of this replica's boundaries, or beyond the last): this replica
+ *     applied different entries (one skipped, say), whatever the digests;
+ *   - it is older than the ring (or the ring was emptied by a restore):
+ *     nothing to compare, OK. */
 static int cmd_check(struct fsm *f, const struct fsm_cmd *c)
 {
+	uint64_t want = c->u.check.applied;
 	uint32_t i;
 
+	if (f->ring_n == 0 ||
+	    want < f->ring[(f->ring_next + FSM_CHECK_RING - f->ring_n) %
+	                   FSM_CHECK_RING]
+	               .applied)
+		return FSM_OK;
 	for (i = 0; i < f->ring_n; i++) {
 		const struct fsm_check_ent *e =
 		    &f->ring[(f->ring_next + FSM_CHECK_RING - 1 - i) %
 		             FSM_CHECK_RING];
 
-		if (e->applied == c->u.check.applied) {
+		if (e->applied == want) {
 			if (e->digest == c->u.check.digest)
 				return FSM_OK;
-			f->diverged = 1;
-			return FSM_EDIVERGED;
+			break;
 		}
-		if (e->applied < c->u.check.applied)
+		if (e->applied < want)
 			break; /* the ring is in increasing order */
 	}
-	return FSM_OK;
+	f->diverged = 1;
+	return FSM_EDIVERGED;
 }
 
 /* Folds a command's outcome into the digest: its type, status and the

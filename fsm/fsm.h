@@ -417,8 +417,15 @@ size_t fsm_max_delivery_size(const struct fsm_config *c);
  * consumer, queue_id, seq, delivery_count); CHECK's own result is left
  * out, effects of the timers its time fires are not. Payloads and other
  * message bytes are not in it (the snapshot bytes are). Both are in
- * snapshots. After a CHECK found this replica different, fsm_diverged() is
- * 1 for good (node-local: not in snapshots, kept by restore). */
+ * snapshots. FSM_CMD_CHECK(applied, digest), proposed by a leader with
+ * its values read between two entries, compares them with this replica's
+ * at its own entry boundaries (a ring of the last 4096, emptied by a
+ * restore): the same boundary with another digest, or no boundary at
+ * `applied` although the ring reaches back that far (this replica applied
+ * other entries: a skipped one, say), is FSM_EDIVERGED; a boundary older
+ * than the ring is no verdict (FSM_OK). After a CHECK found this replica
+ * different, fsm_diverged() is 1 for good (node-local: not in snapshots,
+ * kept by restore). */
 uint64_t fsm_applied(const struct fsm *f);
 uint64_t fsm_digest(const struct fsm *f);
 int fsm_diverged(const struct fsm *f);

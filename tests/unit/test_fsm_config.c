@@ -334,14 +334,11 @@ static void test_digest_and_check(void **state)
 	apply_entry(c, cmds, 1, rb);
 	assert_int_equal(last_res(rb)->status, FSM_EDIVERGED);
 	assert_int_equal(fsm_diverged(c), 1);
-	/* An index this replica has no record of (inside an entry, or in
-	 * the future) is not a verdict. */
+	/* An index older than this replica's records is no verdict. */
 	cmds[0] = check_cmd(2, 12345);
 	apply_entry(b, cmds, 1, rb);
 	assert_int_equal(last_res(rb)->status, FSM_OK);
-	cmds[0] = check_cmd(applied + 1000, 12345);
-	apply_entry(b, cmds, 1, rb);
-	assert_int_equal(last_res(rb)->status, FSM_OK);
+	assert_int_equal(fsm_diverged(b), 0);
 	/* An old index still in the ring is compared: b at 3 had d0. */
 	cmds[0] = check_cmd(3, d0 ^ 1);
 	apply_entry(b, cmds, 1, rb);
@@ -387,6 +384,55 @@ static void test_digest_sees_a_skip(void **state)
 	assert_int_equal(get_msgs(b, "q", 3, 5, 0, 1, NULL), FSM_OK);
 	assert_true(fsm_digest(a) != fsm_digest(b));
 	assert_true(fsm_applied(a) == fsm_applied(b) + 1);
+	fsm_free(a);
+	fsm_free(b);
+}
+
+/* A replica that skipped a whole entry has none of the leader's entry
+ * boundaries when entries are large: it is diverged all the same (the
+ * leader's boundary lies between two of its own, or beyond its last). */
+static void test_check_skipped_entry(void **state)
+{
+	struct fsm *a = fsm_new(NULL), *b = fsm_new(NULL);
+	struct fsm_cmd cmds[4];
+	struct rec *r = rec_new();
+	uint64_t d8 = 0;
+	uint32_t i, k;
+
+	(void)state;
+	cmds[0] = cmd_of(FSM_CMD_QUEUE_DECLARE);
+	cmds[0].u.declare.name = "q";
+	cmds[0].u.declare.name_len = 1;
+	for (i = 1; i < 4; i++)
+		cmds[i] = pub_cmd("q", "x");
+	apply_entry(a, cmds, 4, NULL);
+	apply_entry(b, cmds, 4, NULL);
+	for (i = 0; i < 4; i++)
+		cmds[i] = pub_cmd("q", "x");
+	for (k = 0; k < 5; k++) {
+		apply_entry(a, cmds, 4, NULL);
+		if (k == 0)
+			d8 = fsm_digest(a);
+		if (k != 2) /* b misses the third entry */
+			apply_entry(b, cmds, 4, NULL);
+	}
+	/* a's boundaries 4, 8, ..., 24; b's 4, 8, 12, 16, 20. */
+	assert_int_equal(fsm_applied(a), 24);
+	assert_int_equal(fsm_applied(b), 20);
+	/* A boundary both have, before the skip: equal. */
+	cmds[0] = check_cmd(8, d8);
+	apply_entry(b, cmds, 1, r);
+	assert_int_equal(last_res(r)->status, FSM_OK);
+	/* a's last boundary, beyond b's last: diverged. */
+	cmds[0] = check_cmd(24, fsm_digest(a));
+	apply_entry(b, cmds, 1, r);
+	assert_int_equal(last_res(r)->status, FSM_EDIVERGED);
+	assert_int_equal(fsm_diverged(b), 1);
+	/* a itself agrees with its own history. */
+	apply_entry(a, cmds, 1, r);
+	assert_int_equal(last_res(r)->status, FSM_OK);
+	assert_int_equal(fsm_diverged(a), 0);
+	free(r);
 	fsm_free(a);
 	fsm_free(b);
 }
@@ -563,6 +609,7 @@ int main(void)
 	    cmocka_unit_test(test_digest_and_check),
 	    cmocka_unit_test(test_digest_sees_a_skip),
 	    cmocka_unit_test(test_digest_scope),
+	    cmocka_unit_test(test_check_skipped_entry),
 	    cmocka_unit_test(test_snapshot_keeps_config),
 	    cmocka_unit_test(test_wall_not_a_clock),
 	    cmocka_unit_test(test_alloc_failure_fails),
