@@ -441,6 +441,124 @@ static void test_window_sessions(void **state)
 	free(r);
 }
 
+/* ---- Consumers per session (issue 10 item 8). */
+static void test_session_consumer_cap(void **state)
+{
+	struct fsm_config cfg;
+	struct fsm *f;
+	struct rec *r = rec_new();
+
+	(void)state;
+	fsm_config_default(&cfg);
+	cfg.max_session_consumers = 2;
+	f = fsm_new(&cfg);
+	assert_int_equal(declare(f, "q", NULL, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 4, 1, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 4, 1, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 4, 1, r), FSM_ELIMIT);
+	assert_int_equal(last_res(r)->u.consume.consumer, 0);
+	assert_int_equal(qstats(f, "q").consumers, 2);
+	/* Another session has its own count; a cancel gives one back. */
+	assert_int_equal(consume(f, "q", 5, 1, r), FSM_OK);
+	assert_int_equal(cancel_as(f, 4, 1, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 4, 1, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 4, 1, r), FSM_ELIMIT);
+	fsm_free(f);
+	free(r);
+}
+
+/* ---- Owners (issue 10 item 9). */
+
+/* Only the owner session cancels a consumer; any other gets
+ * FSM_ENOCONSUMER and nothing changes. */
+static void test_cancel_owner(void **state)
+{
+	struct fsm *f = fsm_new(NULL);
+	struct rec *r = rec_new();
+	uint64_t id;
+
+	(void)state;
+	assert_int_equal(declare(f, "q", NULL, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 5, 2, r), FSM_OK);
+	id = last_res(r)->u.consume.consumer;
+	assert_int_equal(publish(f, "q", "", "a", r), FSM_OK);
+	r->n_eff = 0;
+	assert_int_equal(cancel_as(f, 6, id, r), FSM_ENOCONSUMER);
+	assert_int_equal(last_res(r)->u.consume.consumer, 0);
+	assert_int_equal(r->n_eff, 0);
+	assert_int_equal(qstats(f, "q").consumers, 1);
+	assert_int_equal(qstats(f, "q").in_flight, 1);
+	/* Still delivering to its owner. */
+	assert_int_equal(publish(f, "q", "", "b", r), FSM_OK);
+	assert_int_equal(r->n_eff, 1);
+	assert_int_equal(r->eff[0].session, 5);
+	assert_int_equal(cancel_as(f, 5, id, r), FSM_OK);
+	assert_int_equal(last_res(r)->u.consume.consumer, id);
+	assert_int_equal(qstats(f, "q").consumers, 0);
+	assert_int_equal(qstats(f, "q").ready, 2);
+	fsm_free(f);
+	free(r);
+}
+
+/* Every consumer the FSM ends on its own is reported to its owner
+ * session, whoever proposed the command; session down ends only that
+ * session's consumers; an explicit cancel is told by its result. */
+static void test_cancelled_to_owner(void **state)
+{
+	struct fsm *f = fsm_new(NULL);
+	struct rec *r = rec_new();
+	struct fsm_queue_opts o = {0};
+	struct fsm_cmd c;
+	uint32_t i;
+
+	(void)state;
+	o.auto_delete = 1;
+	assert_int_equal(declare(f, "q", NULL, r), FSM_OK);
+	assert_int_equal(declare(f, "auto", &o, r), FSM_OK);
+	assert_int_equal(consume(f, "q", 5, 1, r), FSM_OK);    /* 1 */
+	assert_int_equal(consume(f, "q", 6, 1, r), FSM_OK);    /* 2 */
+	assert_int_equal(consume(f, "auto", 6, 1, r), FSM_OK); /* 3 */
+	assert_int_equal(consume(f, "auto", 7, 1, r), FSM_OK); /* 4 */
+	/* Queue deleted by session 1: each owner is told. */
+	c = cmd_of(FSM_CMD_QUEUE_DELETE);
+	c.u.qdelete.name = "q";
+	c.u.qdelete.name_len = 1;
+	r->n_eff = 0;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	assert_int_equal(r->n_eff, 2);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(r->eff[i].type, FSM_EFFECT_CANCELLED);
+		assert_int_equal(r->eff[i].reason, FSM_ENOQUEUE);
+		assert_int_equal(r->eff[i].session,
+		                 r->eff[i].consumer == 1 ? 5 : 6);
+	}
+	/* Session 6 goes down: consumer 3 only, told to session 6; the
+	 * auto-delete queue keeps consumer 4. */
+	c = cmd_of(FSM_CMD_SESSION_DOWN);
+	c.u.session_down.session = 6;
+	r->n_eff = 0;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	assert_int_equal(r->n_eff, 1);
+	assert_int_equal(r->eff[0].consumer, 3);
+	assert_int_equal(r->eff[0].session, 6);
+	assert_int_equal(qstats(f, "auto").consumers, 1);
+	/* A stranger cannot cancel consumer 4 ... */
+	assert_int_equal(cancel_as(f, 6, 4, r), FSM_ENOCONSUMER);
+	assert_int_equal(qstats(f, "auto").consumers, 1);
+	/* ... a leader change ends it, told to session 7. */
+	c = cmd_of(FSM_CMD_LEADER_ELECTED);
+	c.u.leader_elected.term = 3;
+	r->n_eff = 0;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	assert_int_equal(r->n_eff, 1);
+	assert_int_equal(r->eff[0].type, FSM_EFFECT_CANCELLED);
+	assert_int_equal(r->eff[0].consumer, 4);
+	assert_int_equal(r->eff[0].session, 7);
+	assert_int_equal(r->eff[0].reason, 0);
+	fsm_free(f);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +571,9 @@ int main(void)
 	    cmocka_unit_test(test_window_get),
 	    cmocka_unit_test(test_window_consumer),
 	    cmocka_unit_test(test_window_sessions),
+	    cmocka_unit_test(test_session_consumer_cap),
+	    cmocka_unit_test(test_cancel_owner),
+	    cmocka_unit_test(test_cancelled_to_owner),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
