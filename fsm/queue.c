@@ -1133,9 +1133,10 @@ static int check_slot(const struct fsm *f, const struct fsm_queue *q,
 	CHECK((m->state == FSM_MS_FLIGHT) == (a->owner != NULL));
 	CHECK(a->owner == NULL || (a->owner_slot < a->owner->flights.n &&
 	                           a->owner->flights.v[a->owner_slot] == a));
-	/* Sessions with consumers are checked with those; get-only sessions
-	 * from the first message in their gets. */
-	if (a->owner != NULL && a->owner->consumer == 0 && a->owner_slot == 0)
+	/* Each session is checked once: with its first consumer, or (no
+	 * consumers) from the first message in its gets. */
+	if (a->owner != NULL && a->owner->consumer == 0 && a->owner_slot == 0 &&
+	    a->owner->s->consumers.n == 0)
 		CHECK(fsm_session_check(f, a->owner->s) == 0);
 	if (fsm_aux_key(a) == 0)
 		CHECK(!fsm_timer_armed(a));
@@ -1196,7 +1197,9 @@ int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q)
 
 		cnt += c->owner.flights.n < c->prefetch && !c->owner.s->blocked;
 		CHECK(c->q == q);
-		CHECK(fsm_session_check(f, c->owner.s) == 0);
+		if (c->owner.s->consumers.n > 0 &&
+		    c->owner.s->consumers.v[0] == c)
+			CHECK(fsm_session_check(f, c->owner.s) == 0);
 		CHECK(i == 0 ||
 		      ((const struct fsm_consumer *)q->consumers.v[i - 1])->id <
 		          c->id);
