@@ -458,16 +458,44 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len);
  *   - delivery_count counts deliveries. A message that would become READY
  *     again (deadline, nack requeue, cancel, session end, leader elected)
  *     with delivery_count >= max_deliveries is dead-lettered instead.
- *   - NACK and EXTEND need the message in flight; ACK takes any message
- *     delivered at least once that still exists; else FSM_ENOMSG.
+ *   - NACK and EXTEND need the message in flight to the command's
+ *     session (to one of its consumers or its gets); ACK, from any
+ *     session, takes any message delivered at least once that still
+ *     exists; else FSM_ENOMSG.
+ *   - CANCEL needs the consumer to belong to the command's session, else
+ *     FSM_ENOCONSUMER (nothing changes). CONSUME gets FSM_ELIMIT when the
+ *     session has cfg.max_session_consumers consumers already.
+ *   - Session window: the whole-message bytes in flight to a session (its
+ *     consumers and its gets) are its `inflight`. While inflight >=
+ *     cfg.session_window the session is blocked: its consumers get
+ *     nothing (a session with nothing in flight is never blocked). A GET
+ *     delivers its first message when the session is not blocked, then
+ *     each next one that keeps inflight <= the window. So a session never
+ *     has more than window + one message in flight. An ack, nack,
+ *     requeue or expiry that brings a blocked session under its window
+ *     resumes assignment to all its consumers; so does a configuration
+ *     change that raises the window.
+ *   - The whole message (id, type, correlation id, reply-to, headers and
+ *     payload, as stored: each of those parts with its 2- or 4-byte
+ *     length prefix) counts against max_payload (FSM_ETOOBIG), a queue's
+ *     max_bytes (FSM_EFULL, drop-head) and the session window. More than
+ *     cfg.max_headers headers: FSM_EINVAL.
+ *   - A publish whose copies (all of them, for a topic) would take
+ *     fsm_memory() past cfg.max_memory gets FSM_ECLUSTERFULL and changes
+ *     nothing; duplicates need no room. Dead-letter moves and expiries
+ *     are never refused for memory.
+ *   - A dead-letter copy carries x-death-reason and x-death-queue; these
+ *     replace the ones of an earlier dead-lettering, so a copy has at
+ *     most max_headers + FSM_DLQ_HEADERS headers.
  *   - Counters of the origin queue: `expired` counts every TTL expiry
  *     (moved to the DLQ or not); `dead_lettered` counts nack and
  *     max-deliveries departures, including those dropped because the DLQ
  *     is missing or refuses the copy; `dropped` counts drop-head.
  *   - PURGE removes READY and delayed messages, not those in flight.
- *   - CANCELLED effects are emitted when the FSM ends a consumer (queue
- *     deleted: reason FSM_ENOQUEUE; session down, leader elected: 0), not
- *     for an explicit CANCEL, whose result says it all.
+ *   - CANCELLED effects go to the consumer's own session whenever the
+ *     FSM ends a consumer (queue deleted, by anyone: reason FSM_ENOQUEUE;
+ *     its session down, leader elected: 0), not for an explicit CANCEL by
+ *     the owner, whose result says it all.
  *   - A topic publish whose id is a duplicate in some target queues puts
  *     copies only in the others; `duplicate` is 1 if any was a duplicate,
  *     `seq` is the first queue's (in name order), new or original.
@@ -480,7 +508,8 @@ struct fsm_queue_stats {
 	uint64_t ready;     /* messages ready (including delayed) */
 	uint64_t delayed;   /* not yet past their not-before time */
 	uint64_t in_flight; /* delivered, not acked */
-	uint64_t bytes;     /* payload bytes stored */
+	uint64_t bytes;     /* whole-message bytes stored (id, properties,
+	                       headers, payload: what max_bytes counts) */
 	uint64_t consumers;
 	uint64_t published, acked, dead_lettered, expired, dropped,
 	    deduplicated;

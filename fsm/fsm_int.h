@@ -147,11 +147,24 @@ static inline const char *fsm_msg_payload(const struct fsm_msg *m)
 	return fsm_msg_props(m) + fsm_msg_props_len(m);
 }
 
+/* The whole-message size that max_payload, a queue's max_bytes and a
+ * session's window count: the stored message without its fixed header
+ * (id, properties with their length prefixes, payload). */
+static inline uint64_t fsm_msg_bytes(const struct fsm_msg *m)
+{
+	return fsm_msg_id_part(m) +
+	       (m->has_props ? 4 + (uint64_t)fsm_msg_props_len(m) : 0) +
+	       m->payload_len;
+}
+
+struct fsm_session;
+
 /* Who holds in-flight messages: a consumer, or a session's gets. */
 struct fsm_owner {
 	uint64_t session;
 	uint64_t consumer;      /* 0 = the session's gets */
 	struct fsm_vec flights; /* struct fsm_aux * */
+	struct fsm_session *s;  /* the session (outlives its owners) */
 };
 
 /* The side record of a message that has a timer or an owner. */
@@ -316,10 +329,16 @@ struct fsm_consumer {
 	struct fsm_owner owner;
 };
 
+/* A session's window: `inflight` sums fsm_msg_bytes() of every message in
+ * flight to its consumers and gets (kept by fsm_owner_add/remove, hence
+ * rebuilt by a restore). `blocked` is inflight >= cfg.session_window: its
+ * consumers then count as without credit (n_credit) and get nothing. */
 struct fsm_session {
 	uint64_t id;
 	struct fsm_vec consumers; /* struct fsm_consumer * */
 	struct fsm_owner gets;
+	uint64_t inflight;
+	uint8_t blocked;
 };
 
 /* The tie-breakers (queue id, seq) live in the entry, so comparisons never
@@ -444,8 +463,15 @@ void fsm_rq_push(struct fsm *f, struct fsm_queue *q, uint64_t seq);
 struct fsm_msg *fsm_queue_next_ready(struct fsm *f, struct fsm_queue *q);
 /* Marks m as handed out (advances the cursor or pops the requeue heap). */
 void fsm_queue_take(struct fsm_queue *q, struct fsm_msg *m);
-/* Whether q accepts one more message of that size: FSM_OK or FSM_EFULL. */
-int fsm_queue_admit(const struct fsm_queue *q, uint32_t payload_len);
+/* Whether q accepts one more message of that size (fsm_msg_bytes): FSM_OK
+ * or FSM_EFULL. */
+int fsm_queue_admit(const struct fsm_queue *q, uint64_t bytes);
+/* fsm_msg_bytes() of the message fsm_msg_build() would make of `in` (with
+ * `extra` headers), and the bytes its allocation costs (fsm_memory). */
+uint64_t fsm_msg_in_bytes(const struct fsm_msg_in *in,
+                          const struct fsm_header *extra, uint32_t n_extra);
+uint64_t fsm_msg_in_cost(const struct fsm_queue *q, const struct fsm_msg_in *in,
+                         uint64_t bytes);
 /* Reserves room in q (seq index) and in the timer heap for one message. */
 int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q);
 /* Allocates a message (with `extra` headers appended to those of `in`)
@@ -506,6 +532,12 @@ uint64_t fsm_session_hash(const void *e);
 struct fsm_consumer *fsm_consumer_find(const struct fsm *f, uint64_t id);
 struct fsm_session *fsm_session_get(struct fsm *f, uint64_t id, int create);
 void fsm_session_maybe_free(struct fsm *f, struct fsm_session *s);
+/* Re-evaluates every session's `blocked` against cfg.session_window; to be
+ * called after every change of the configuration (a larger window resumes
+ * assignment, a smaller one stops it). */
+void fsm_sessions_rewindow(struct fsm *f);
+/* Checks a session (window, owners); 0 when it holds. */
+int fsm_session_check(const struct fsm *f, const struct fsm_session *s);
 void fsm_assign(struct fsm *f, struct fsm_queue *q);
 /* Hands m to an owner (consumer or get). Returns 0 or FSM_ENOMEM. */
 int fsm_deliver(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
