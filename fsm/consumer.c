@@ -215,7 +215,7 @@ void fsm_owner_release(struct fsm *f, struct fsm_owner *o)
 
 	if (n == 0)
 		return;
-	v = malloc(n * sizeof(*v));
+	v = fsm_tmp_alloc(f, n * sizeof(*v));
 	if (v == NULL) {
 		/* Out of memory: array order. The last requeue may free o. */
 		for (i = n; i > 0; i--) {

@@ -347,6 +347,8 @@ static int cmd_config(struct fsm *f, const struct fsm_cmd *c)
 	if (!f->config_set || !config_equal(&n, &f->cfg)) {
 		f->cfg = n;
 		f->config_version++;
+		/* A new session_window blocks or frees sessions now. */
+		fsm_sessions_rewindow(f);
 	}
 	f->config_set = 1;
 	return FSM_OK;
@@ -639,6 +641,7 @@ static int check_owner(const struct fsm_owner *o)
 int fsm_check(const struct fsm *f)
 {
 	uint32_t i, j;
+	uint64_t stored = 0;
 
 	if (f->queues.count != f->queue_ids.count || f->dirty.n != 0)
 		return -1;
@@ -650,7 +653,10 @@ int fsm_check(const struct fsm *f)
 		if (q->id > f->next_queue_id || q->dirty ||
 		    fsm_queue_check(f, q) != 0)
 			return -1;
+		stored += q->bytes + FSM_MSG_COST * fsm_queue_count(q);
 	}
+	if (stored != f->stored)
+		return -1;
 	for (i = 0; i < f->heap_n; i++) {
 		const struct fsm_heap_ent *e = &f->heap[i];
 

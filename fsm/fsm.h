@@ -98,8 +98,11 @@ struct fsm_config {
 	uint32_t max_get;              /* messages per get, default 1000 */
 	uint32_t max_headers;          /* headers per published message, default
 	                                  FSM_CODEC_MAX_HEADERS - FSM_DLQ_HEADERS */
-	uint64_t max_memory;     /* bytes of state (fsm_memory); publishes get
-	                            FSM_ECLUSTERFULL above it */
+	uint64_t max_memory;     /* bytes of stored messages, each counted as
+	                            its whole size + FSM_MSG_COST (96): a
+	                            function of the replicated state, unlike
+	                            fsm_memory(); publishes get
+	                            FSM_ECLUSTERFULL above it, default 2 GiB */
 	uint64_t session_window; /* bytes of messages in flight to one
 	                            session before assignment to it pauses (a
 	                            session with none in flight always gets
@@ -480,8 +483,8 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len);
  *     length prefix) counts against max_payload (FSM_ETOOBIG), a queue's
  *     max_bytes (FSM_EFULL, drop-head) and the session window. More than
  *     cfg.max_headers headers: FSM_EINVAL.
- *   - A publish whose copies (all of them, for a topic) would take
- *     fsm_memory() past cfg.max_memory gets FSM_ECLUSTERFULL and changes
+ *   - A publish whose copies (all of them, for a topic) would take the
+ *     stored bytes past cfg.max_memory gets FSM_ECLUSTERFULL and changes
  *     nothing; duplicates need no room. Dead-letter moves and expiries
  *     are never refused for memory.
  *   - A dead-letter copy carries x-death-reason and x-death-queue; these

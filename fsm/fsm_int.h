@@ -350,9 +350,17 @@ struct fsm_heap_ent {
 	struct fsm_aux *a;
 };
 
+/* What cfg.max_memory bounds: per stored message its whole size plus this
+ * fixed cost (header, side record, index slot). Unlike fsm_memory(), which
+ * depends on allocation history (a restored replica has tighter tables), it
+ * is a function of the replicated state alone, so every replica refuses the
+ * same publishes. */
+#define FSM_MSG_COST 96
+
 struct fsm {
 	struct fsm_config cfg;
 	uint64_t mem;
+	uint64_t stored; /* sum over stored messages of bytes + FSM_MSG_COST */
 	uint64_t now;
 	uint32_t next_queue_id;
 	uint64_t next_consumer_id;
@@ -467,11 +475,9 @@ void fsm_queue_take(struct fsm_queue *q, struct fsm_msg *m);
  * or FSM_EFULL. */
 int fsm_queue_admit(const struct fsm_queue *q, uint64_t bytes);
 /* fsm_msg_bytes() of the message fsm_msg_build() would make of `in` (with
- * `extra` headers), and the bytes its allocation costs (fsm_memory). */
+ * `extra` headers). */
 uint64_t fsm_msg_in_bytes(const struct fsm_msg_in *in,
                           const struct fsm_header *extra, uint32_t n_extra);
-uint64_t fsm_msg_in_cost(const struct fsm_queue *q, const struct fsm_msg_in *in,
-                         uint64_t bytes);
 /* Reserves room in q (seq index) and in the timer heap for one message. */
 int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q);
 /* Allocates a message (with `extra` headers appended to those of `in`)

@@ -503,6 +503,7 @@ void fsm_msg_remove(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 	}
 	fsm_q_account(q, m, -1);
 	q->bytes -= fsm_msg_bytes(m);
+	f->stored -= fsm_msg_bytes(m) + FSM_MSG_COST;
 	if (m->dd && !dd_expired(f, q, m->timestamp)) {
 		msg_bury(f, q, m);
 		return;
@@ -621,17 +622,6 @@ uint64_t fsm_msg_in_bytes(const struct fsm_msg_in *in,
 	       (props ? 4 + props : 0) + in->payload_len;
 }
 
-uint64_t fsm_msg_in_cost(const struct fsm_queue *q, const struct fsm_msg_in *in,
-                         uint64_t bytes)
-{
-	uint64_t n = sizeof(struct fsm_msg) + bytes + FSM_MALLOC_OVERHEAD;
-
-	if ((in->ttl ? in->ttl : q->opts.message_ttl) != 0 ||
-	    (in->delay ? in->delay : q->opts.delay) != 0)
-		n += sizeof(struct fsm_aux) + FSM_MALLOC_OVERHEAD;
-	return n;
-}
-
 int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q)
 {
 	if (q->last_seq == UINT64_MAX - 1 ||
@@ -719,6 +709,7 @@ void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
 	}
 	fsm_q_account(q, m, 1);
 	q->bytes += fsm_msg_bytes(m);
+	f->stored += fsm_msg_bytes(m) + FSM_MSG_COST;
 	q->published++;
 	if (a != NULL)
 		fsm_timer_update(f, a);
@@ -754,6 +745,7 @@ void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
 	}
 	fsm_q_account(q, m, 1);
 	q->bytes += fsm_msg_bytes(m);
+	f->stored += fsm_msg_bytes(m) + FSM_MSG_COST;
 	if (m->state == FSM_MS_READY && m->seq < q->cursor)
 		fsm_rq_push(f, q, m->seq);
 	if (a != NULL)
@@ -843,6 +835,7 @@ void fsm_queue_destroy(struct fsm *f, struct fsm_queue *q, int emit)
 		}
 		fsm_mem_free(f, m, fsm_msg_size(m));
 	}
+	f->stored -= q->bytes + FSM_MSG_COST * fsm_queue_count(q);
 	fsm_seq_free(f, &q->idx);
 	fsm_dd_free(f, &q->dedup);
 	fsm_vec_free(f, &q->consumers);
@@ -984,11 +977,11 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 		rc = fsm_queue_admit(tg[i], bytes);
 		if (rc != FSM_OK)
 			goto out;
-		cost += fsm_msg_in_cost(tg[i], in, bytes);
+		cost += bytes + FSM_MSG_COST;
 	}
 	/* The state's bound: every copy, before anything changes. */
-	if (cost > 0 && (fsm_memory(f) > f->cfg.max_memory ||
-	                 cost > f->cfg.max_memory - fsm_memory(f))) {
+	if (cost > 0 && (f->stored > f->cfg.max_memory ||
+	                 cost > f->cfg.max_memory - f->stored)) {
 		rc = FSM_ECLUSTERFULL;
 		goto out;
 	}
@@ -1190,7 +1183,8 @@ int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q)
 	CHECK(bytes == q->bytes && rbytes == q->ready_bytes);
 	CHECK(dd == q->dedup.count);
 	CHECK(fifo == nfifo);
-	CHECK(dd <= f->cfg.max_dedup_entries || f->cfg.max_dedup_entries == 0);
+	CHECK(dd <
+	      FSM_DD_SPAN); /* a lowered max_dedup_entries may leave more */
 	cnt = 0;
 	for (i = 0; i < q->consumers.n; i++) {
 		const struct fsm_consumer *c = q->consumers.v[i];

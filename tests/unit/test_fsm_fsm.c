@@ -557,6 +557,7 @@ static void model_run(uint64_t seed, uint32_t steps)
 			uint64_t s;
 
 			c.u.cancel.consumer = md->c[k].id;
+			c.session = md->c[k].session;
 			rc = apply(f, &c, r);
 			assert_int_equal(rc, md->c[k].live ? FSM_OK
 			                                   : FSM_ENOCONSUMER);
@@ -607,7 +608,9 @@ static void model_run(uint64_t seed, uint32_t steps)
 			} else if (kind == 2) {
 				uint8_t mode = (uint8_t)rnd(&rng, 2);
 
-				rc = settle(f, FSM_CMD_NACK, 1, s, mode, 0, r);
+				rc = settle_as(
+				    f, st == M_FLIGHT ? md->m[s].owner_s : 1,
+				    FSM_CMD_NACK, 1, s, mode, 0, r);
 				if (st == M_FLIGHT) {
 					assert_int_equal(rc, FSM_OK);
 					if (mode == FSM_NACK_DEADLETTER)
@@ -620,7 +623,9 @@ static void model_run(uint64_t seed, uint32_t steps)
 			} else {
 				uint64_t t = 1 + rnd(&rng, 100);
 
-				rc = settle(f, FSM_CMD_EXTEND, 1, s, 0, t, r);
+				rc = settle_as(
+				    f, st == M_FLIGHT ? md->m[s].owner_s : 1,
+				    FSM_CMD_EXTEND, 1, s, 0, t, r);
 				if (st == M_FLIGHT) {
 					assert_int_equal(rc, FSM_OK);
 					md->m[s].deadline = md->now + t;

@@ -47,7 +47,8 @@ static struct fsm *build(void)
 	assert_int_equal(consume(f, "work", 3, 4, NULL), FSM_OK);
 	assert_int_equal(get_msgs(f, "work", 4, 3, 70, 1, NULL), FSM_OK);
 	assert_int_equal(settle(f, FSM_CMD_ACK, 1, 1, 0, 0, NULL), FSM_OK);
-	assert_int_equal(settle(f, FSM_CMD_NACK, 1, 2, 1, 0, NULL), FSM_OK);
+	assert_int_equal(settle_as(f, 3, FSM_CMD_NACK, 1, 2, 1, 0, NULL),
+	                 FSM_OK);
 	assert_int_equal(tick(f, 1150, NULL), FSM_OK);
 	return f;
 }
