@@ -391,12 +391,15 @@ static int cmd_check(struct fsm *f, const struct fsm_cmd *c)
 	return FSM_EDIVERGED;
 }
 
-/* Folds a command's outcome into the digest: its type, status and the
+/* Folds a command's outcome into the digest: who asked (session, request
+ * id: a replica that skipped an entry then applies other requests at the
+ * same count, even when their results look alike), its type, status and the
  * fields of its result (zero when it failed). */
 static void digest_result(struct fsm *f, const struct fsm_result *r)
 {
-	uint64_t v =
-	    f->applied * K1 + r->type * K2 + (uint64_t)(int64_t)r->status * K3;
+	uint64_t v = f->applied * K1 + r->type * K2 +
+	             (uint64_t)(int64_t)r->status * K3 +
+	             fsm_hash_u64(r->session) + r->req_id * K5;
 
 	switch (r->type) {
 	case FSM_CMD_QUEUE_DECLARE:

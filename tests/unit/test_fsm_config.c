@@ -388,6 +388,35 @@ static void test_digest_sees_a_skip(void **state)
 	fsm_free(b);
 }
 
+/* A replica that skipped one publish of a stream of publishes assigns each
+ * later one the seq the leader gave the one before it: the results look
+ * alike count for count, but the requests behind them differ. */
+static void test_digest_sees_a_lagging_stream(void **state)
+{
+	struct fsm *a = fsm_new(NULL), *b = fsm_new(NULL);
+	struct fsm_cmd c;
+	uint64_t i;
+
+	(void)state;
+	assert_int_equal(declare(a, "q", NULL, NULL), FSM_OK);
+	assert_int_equal(declare(b, "q", NULL, NULL), FSM_OK);
+	for (i = 1; i <= 21; i++) {
+		c = pub_cmd("q", "x");
+		c.session = 7;
+		c.req_id = i;
+		if (i <= 20)
+			assert_int_equal(fsm_apply(a, &c, NULL), FSM_OK);
+		if (i != 10)
+			assert_int_equal(fsm_apply(b, &c, NULL), FSM_OK);
+	}
+	/* Same count, same seqs (1..20) and statuses: the requests behind
+	 * them differ from the 10th on. */
+	assert_true(fsm_applied(a) == fsm_applied(b));
+	assert_true(fsm_digest(a) != fsm_digest(b));
+	fsm_free(a);
+	fsm_free(b);
+}
+
 /* A replica that skipped a whole entry has none of the leader's entry
  * boundaries when entries are large: it is diverged all the same (the
  * leader's boundary lies between two of its own, or beyond its last). */
@@ -608,6 +637,7 @@ int main(void)
 	    cmocka_unit_test(test_lowered_limits_restore),
 	    cmocka_unit_test(test_digest_and_check),
 	    cmocka_unit_test(test_digest_sees_a_skip),
+	    cmocka_unit_test(test_digest_sees_a_lagging_stream),
 	    cmocka_unit_test(test_digest_scope),
 	    cmocka_unit_test(test_check_skipped_entry),
 	    cmocka_unit_test(test_snapshot_keeps_config),
