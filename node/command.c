@@ -1285,7 +1285,22 @@ void node_role_cb(void *data, int role, uint64_t term, uint64_t leader_id,
  * right after election and then every CHECK_INTERVAL_MS while commands
  * were applied, only between entries (current batch empty), in an entry of
  * its own. Entries in flight are applied before the CHECK on every replica
- * too; each compares with its own digest at that applied count. */
+ * too; each compares with its own digest at that applied count when it has
+ * one. A replica that missed or added commands has other counts: its
+ * count at the CHECK may be below the leader's latest, so the entry also
+ * carries the previous sample (older, which such a replica has passed). */
+static void sample(struct node *n)
+{
+	uint64_t a = fsm_applied(n->fsm);
+
+	if (a != n->sample_applied[0]) {
+		n->sample_applied[1] = n->sample_applied[0];
+		n->sample_digest[1] = n->sample_digest[0];
+		n->sample_applied[0] = a;
+		n->sample_digest[0] = fsm_digest(n->fsm);
+	}
+}
+
 static void maybe_check(struct node *n)
 {
 	uint64_t now = uv_now(n->loop);
@@ -1298,7 +1313,7 @@ static void maybe_check(struct node *n)
 		return;
 	}
 	if (n->check_sent && (now - n->check_at < CHECK_INTERVAL_MS ||
-	                      applied <= n->check_applied + 1)) {
+	                      applied <= n->check_applied + 2)) {
 		return;
 	}
 	memset(&cmd, 0, sizeof cmd);
@@ -1307,6 +1322,12 @@ static void maybe_check(struct node *n)
 	cmd.u.check.digest = fsm_digest(n->fsm);
 	if (batch_put(n, &cmd, &alone) != 0) {
 		return;
+	}
+	if (n->sample_applied[0] == applied && n->sample_applied[1] > 0 &&
+	    n->sample_applied[1] < applied) {
+		cmd.u.check.applied = n->sample_applied[1];
+		cmd.u.check.digest = n->sample_digest[1];
+		(void)batch_put(n, &cmd, &alone);
 	}
 	n->cur->is_check = 1;
 	n->check_inflight = 1;
@@ -1334,6 +1355,7 @@ void node_tick_cb(uv_timer_t *t)
 	if (is_diverged(n)) {
 		return;
 	}
+	sample(n);
 	propose_elected(n);
 	if (!n->serving) {
 		return;

@@ -142,6 +142,8 @@ struct node {
 	int check_sent;         /* a CHECK was proposed in this term */
 	uint64_t check_at;      /* uv_now() of the last CHECK */
 	uint64_t check_applied; /* fsm_applied() that it carried */
+	/* (applied, digest) sampled by the tick at its last two changes */
+	uint64_t sample_applied[2], sample_digest[2];
 	/* reads waiting for a barrier, and those of the barrier in flight */
 	struct read_req *reads, **reads_tail;
 	struct read_req *reads_barrier;
@@ -166,6 +168,8 @@ struct node {
 		uint64_t leader; /* the leader it connects to */
 		uint64_t retry_at;
 		char scratch[64];
+		uv_write_t wreq;
+		char hello[96]; /* the HELLO it sends (heartbeats off) */
 	} watch;
 	/* scratch for decoding message headers */
 	struct wire_header hdr_scratch[1024];
