@@ -429,6 +429,15 @@ void node_submit_cmd(struct node *n, const struct fsm_cmd *cmd)
 	}
 }
 
+void node_commands_free(struct node *n)
+{
+	entry_free(n->cur);
+	n->cur = NULL;
+	free(n->requeue);
+	n->requeue = NULL;
+	n->n_requeue = n->cap_requeue = 0;
+}
+
 /* ---------------------------------------------------------------------
  * Reads, answered after a raft barrier. */
 

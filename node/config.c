@@ -80,7 +80,10 @@ static const struct opt opts[] = {
      OFF(fsm.default_max_bytes), 0, 1, UINT64_MAX,
      "body bytes per queue unless declared (default 1 GiB)"},
     {"test-fault", "RAFTMQ_TEST_FAULT", OPT_UINT, OFF(fault), 0, 0, 16,
-     "test-only fault switch (0 = none; only in RAFTMQ_TEST_FAULTS builds)"},
+     "test-only fault switch (0 = none; only in RAFTMQ_TEST_FAULTS builds): "
+     "1 confirms publishes without proposing them, 2 skips applying the "
+     "50th applied entry (a diverged replica), 3 refuses the first "
+     "proposal"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

@@ -208,6 +208,7 @@ int main(int argc, char **argv)
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 	}
+	node_commands_free(&n);
 	fsm_free(n.fsm);
 	fsm_batch_close(&n.batch);
 	wire_buf_free(&n.scratch);

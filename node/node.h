@@ -206,6 +206,8 @@ void proxy_forward(struct session *s, const char *frame, size_t len,
 void node_submit(struct session *s, const struct wire_msg *m);
 void node_submit_cmd(struct node *n, const struct fsm_cmd *cmd);
 void node_flush(struct node *n);
+/* Frees the current entry and the re-queued commands (at exit). */
+void node_commands_free(struct node *n);
 /* 1 when the current batch is full and cannot be proposed yet. */
 int node_saturated(struct node *n);
 void node_role_cb(void *data, int role, uint64_t term, uint64_t leader_id,
