@@ -5,29 +5,35 @@
 #include <string.h>
 
 /*
- * Every command is one msgpack array. The first four elements are common to
- * all types, the rest depend on the type:
+ * Every command is one msgpack array. The first five elements (four in a
+ * version 1 entry, which has no wall) are common to all types, the rest
+ * depend on the type:
  *
- *   all types        [0] type (uint)  [1] time  [2] session  [3] req_id
+ *   all types        [0] type (uint)  [1] time  [2] wall  [3] session
+ *                    [4] req_id       (version 1: type, time, session,
+ *                    req_id)
  *
- *   type             elements after the common four                    total
- *   QUEUE_DECLARE    name, ack_timeout, max_deliveries, dlq,            16
+ *   type             elements after the common five              total (v2)
+ *   QUEUE_DECLARE    name, ack_timeout, max_deliveries, dlq,            17
  *                    message_ttl, delay, max_length, max_bytes,
  *                    overflow, dedup_window, exclusive, auto_delete
- *   QUEUE_DELETE     name, if_empty                                      6
- *   QUEUE_PURGE      name, if_empty                                      6
- *   TOPIC_DECLARE    name, kind                                          6
- *   TOPIC_DELETE     name, kind                                          6
- *   BIND / UNBIND    topic, queue, key                                   7
- *   PUBLISH          topic, key, id, type, correlation_id, reply_to,    14
+ *   QUEUE_DELETE     name, if_empty                                      7
+ *   QUEUE_PURGE      name, if_empty                                      7
+ *   TOPIC_DECLARE    name, kind                                          7
+ *   TOPIC_DELETE     name, kind                                          7
+ *   BIND / UNBIND    topic, queue, key                                   8
+ *   PUBLISH          topic, key, id, type, correlation_id, reply_to,    15
  *                    headers, payload, ttl, delay
- *   CONSUME          queue, prefetch                                     6
- *   CANCEL           consumer                                            5
- *   GET              queue, max, timeout                                 7
- *   ACK/NACK/EXTEND  queue_id, seq, mode, timeout                        8
- *   TICK             (nothing)                                           4
- *   SESSION_DOWN     session (the one that ended)                        5
- *   LEADER_ELECTED   term, node                                          6
+ *   CONSUME          queue, prefetch                                     7
+ *   CANCEL           consumer                                            6
+ *   GET              queue, max, timeout                                 8
+ *   ACK/NACK/EXTEND  queue_id, seq, mode, timeout                        9
+ *   TICK             (nothing)                                           5
+ *   SESSION_DOWN     session (the one that ended)                        6
+ *   LEADER_ELECTED   term, node                                          7
+ *   CONFIG           bootstrap (flag), map of str key -> uint value      7
+ *                    (at most FSM_CODEC_MAX_CONFIG_KV pairs, in order)
+ *   CHECK            applied, digest                                     7
  *
  * Value encodings:
  *   integers   msgpack unsigned integers, smallest form. The decoder accepts
@@ -216,6 +222,8 @@ static int type_fields(unsigned type)
 	case FSM_CMD_SESSION_DOWN:
 		return 1;
 	case FSM_CMD_LEADER_ELECTED:
+	case FSM_CMD_CONFIG:
+	case FSM_CMD_CHECK:
 		return 2;
 	default:
 		return -1;
@@ -227,7 +235,7 @@ static int type_fields(unsigned type)
 static size_t cmd_max_size(const struct fsm_cmd *c)
 {
 	const uint32_t S = FSM_CODEC_MAX_STR;
-	size_t size = 5 + 4 * UINT_MAX_SIZE; /* array header, common fields */
+	size_t size = 5 + 5 * UINT_MAX_SIZE; /* array header, common fields */
 	int bad = 0;
 	uint32_t i;
 
@@ -315,7 +323,20 @@ static size_t cmd_max_size(const struct fsm_cmd *c)
 		size += UINT_MAX_SIZE;
 		break;
 	case FSM_CMD_LEADER_ELECTED:
+	case FSM_CMD_CHECK:
 		size += 2 * UINT_MAX_SIZE;
+		break;
+	case FSM_CMD_CONFIG:
+		if (c->u.config.n_kv > FSM_CODEC_MAX_CONFIG_KV ||
+		    (c->u.config.kv == NULL && c->u.config.n_kv > 0) ||
+		    c->u.config.bootstrap > 1)
+			return 0;
+		size += UINT_MAX_SIZE + 5; /* flag, map header */
+		for (i = 0; i < c->u.config.n_kv; i++) {
+			bad |= str_ok(c->u.config.kv[i].key,
+			              c->u.config.kv[i].key_len, S, &size);
+			size += UINT_MAX_SIZE;
+		}
 		break;
 	default:
 		return 0;
@@ -328,9 +349,10 @@ static char *put_cmd(char *p, const struct fsm_cmd *c)
 {
 	uint32_t i;
 
-	p = put_array(p, 4 + (uint32_t)type_fields(c->type));
+	p = put_array(p, 5 + (uint32_t)type_fields(c->type));
 	*p++ = (char)c->type; /* positive fixint: every type is < 0x80 */
 	p = put_uint(p, c->time);
+	p = put_uint(p, c->wall);
 	p = put_uint(p, c->session);
 	p = put_uint(p, c->req_id);
 
@@ -416,6 +438,19 @@ static char *put_cmd(char *p, const struct fsm_cmd *c)
 	case FSM_CMD_LEADER_ELECTED:
 		p = put_uint(p, c->u.leader_elected.term);
 		p = put_uint(p, c->u.leader_elected.node);
+		break;
+	case FSM_CMD_CONFIG:
+		p = put_uint(p, c->u.config.bootstrap);
+		p = put_map(p, c->u.config.n_kv);
+		for (i = 0; i < c->u.config.n_kv; i++) {
+			p = put_str(p, c->u.config.kv[i].key,
+			            c->u.config.kv[i].key_len);
+			p = put_uint(p, c->u.config.kv[i].value);
+		}
+		break;
+	case FSM_CMD_CHECK:
+		p = put_uint(p, c->u.check.applied);
+		p = put_uint(p, c->u.check.digest);
 		break;
 	default: /* TICK */
 		break;
@@ -787,23 +822,51 @@ static int rd_headers(struct rd *r, struct fsm_msg_in *m, struct hdr_store *hs)
 	return 0;
 }
 
-/* Decodes one command into `c`. Returns 0, or -1 when malformed. */
-static int rd_cmd(struct rd *r, struct fsm_cmd *c, struct hdr_store *hs)
+/* Reads the key = value map of a CONFIG into `kv` (room for
+ * FSM_CODEC_MAX_CONFIG_KV pairs). */
+static int rd_config_kv(struct rd *r, struct fsm_cmd *c,
+                        struct fsm_config_kv *kv)
 {
-	uint32_t n;
+	uint32_t n, i;
+
+	if (rd_container(r, 0x80, &n) != 0 || n > FSM_CODEC_MAX_CONFIG_KV) {
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (rd_str(r, &kv[i].key, &kv[i].key_len) != 0 ||
+		    rd_u64(r, &kv[i].value) != 0) {
+			return -1;
+		}
+	}
+	c->u.config.kv = n > 0 ? kv : NULL;
+	c->u.config.n_kv = n;
+	return 0;
+}
+
+/* Decodes one command of an entry of version `ver` into `c`. Returns 0, or
+ * -1 when malformed. */
+static int rd_cmd(struct rd *r, unsigned ver, struct fsm_cmd *c,
+                  struct hdr_store *hs, struct fsm_config_kv *kv)
+{
+	uint32_t n, common = ver == 1 ? 4 : 5;
 	int fields;
 	int e = 0;
 
 	memset(c, 0, sizeof(*c));
-	if (rd_container(r, 0x90, &n) != 0 || n < 4 ||
+	if (rd_container(r, 0x90, &n) != 0 || n < common ||
 	    rd_u8(r, &c->type, FSM_CMD_MAX - 1) != 0) {
 		return -1;
 	}
 	fields = type_fields(c->type);
-	if (fields < 0 || n != 4 + (uint32_t)fields) {
+	/* Version 1 had neither CONFIG nor CHECK. */
+	if (fields < 0 || n != common + (uint32_t)fields ||
+	    (ver == 1 && c->type >= FSM_CMD_CONFIG)) {
 		return -1;
 	}
 	e |= rd_u64(r, &c->time);
+	if (ver != 1) {
+		e |= rd_u64(r, &c->wall);
+	}
 	e |= rd_u64(r, &c->session);
 	e |= rd_u64(r, &c->req_id);
 	if (e != 0) {
@@ -892,6 +955,17 @@ static int rd_cmd(struct rd *r, struct fsm_cmd *c, struct hdr_store *hs)
 		e |= rd_u64(r, &c->u.leader_elected.term);
 		e |= rd_u64(r, &c->u.leader_elected.node);
 		break;
+	case FSM_CMD_CONFIG:
+		e |= rd_flag(r, &c->u.config.bootstrap);
+		if (e != 0) {
+			return -1;
+		}
+		e |= rd_config_kv(r, c, kv);
+		break;
+	case FSM_CMD_CHECK:
+		e |= rd_u64(r, &c->u.check.applied);
+		e |= rd_u64(r, &c->u.check.digest);
+		break;
 	default: /* TICK */
 		break;
 	}
@@ -904,18 +978,21 @@ static uint32_t get_le32(const unsigned char *p)
 	       ((uint32_t)p[3] << 24);
 }
 
-/* Checks the header and padding; sets the body bounds and count. */
+/* Checks the header and padding; sets the body bounds, count and version
+ * (1 or FSM_CODEC_VERSION). */
 static int check_header(const unsigned char *b, size_t len, struct rd *body,
-                        uint32_t *count)
+                        uint32_t *count, unsigned *ver)
 {
 	uint32_t n;
 	size_t i;
 
 	if (b == NULL || len < FSM_ENTRY_HEADER || len % 8 != 0 ||
-	    memcmp(b, CODEC_MAGIC, 4) != 0 || b[4] != FSM_CODEC_VERSION ||
-	    b[5] != 0 || b[6] != 0 || b[7] != 0) {
+	    memcmp(b, CODEC_MAGIC, 4) != 0 ||
+	    (b[4] != 1 && b[4] != FSM_CODEC_VERSION) || b[5] != 0 ||
+	    b[6] != 0 || b[7] != 0) {
 		return -1;
 	}
+	*ver = b[4];
 	n = get_le32(b + 8);
 	*count = get_le32(b + 12);
 	if (n > len - FSM_ENTRY_HEADER ||
@@ -941,22 +1018,24 @@ int fsm_entry_decode(const void *buf, size_t len,
                      void *data)
 {
 	struct fsm_header stack[CODEC_STACK_HEADERS];
+	struct fsm_config_kv kv[FSM_CODEC_MAX_CONFIG_KV];
 	struct hdr_store hs = {NULL, 0, 0};
 	struct fsm_cmd cmd;
 	struct rd body;
 	struct rd r;
 	uint32_t count;
 	uint32_t i;
+	unsigned ver;
 	int rv;
 
-	if (check_header(buf, len, &body, &count) != 0) {
+	if (check_header(buf, len, &body, &count, &ver) != 0) {
 		return -FSM_EMALFORMED;
 	}
 
 	/* Pass 1: validate every command; headers are checked, not stored. */
 	r = body;
 	for (i = 0; i < count; i++) {
-		if (rd_cmd(&r, &cmd, &hs) != 0) {
+		if (rd_cmd(&r, ver, &cmd, &hs, kv) != 0) {
 			return -FSM_EMALFORMED;
 		}
 	}
@@ -980,7 +1059,7 @@ int fsm_entry_decode(const void *buf, size_t len,
 	r = body;
 	rv = (int)count;
 	for (i = 0; i < count; i++) {
-		if (rd_cmd(&r, &cmd, &hs) != 0) {
+		if (rd_cmd(&r, ver, &cmd, &hs, kv) != 0) {
 			rv = -FSM_EMALFORMED; /* unreachable: pass 1 passed */
 			break;
 		}

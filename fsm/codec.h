@@ -22,13 +22,16 @@
 
 #include "fsm.h"
 
-#define FSM_CODEC_VERSION 1
+/* Version 2 adds the wall clock to every command (and CONFIG, CHECK);
+ * version 1 entries still decode, with wall = 0. */
+#define FSM_CODEC_VERSION 2
 #define FSM_ENTRY_HEADER  16
 
 /* Codec bounds (semantic limits, stricter, are the fsm's job). */
-#define FSM_CODEC_MAX_STR     (64u * 1024)        /* names, ids, keys */
-#define FSM_CODEC_MAX_PAYLOAD (16u * 1024 * 1024) /* payload bytes */
-#define FSM_CODEC_MAX_HEADERS 1024u               /* headers per message */
+#define FSM_CODEC_MAX_STR       (64u * 1024)        /* names, ids, keys */
+#define FSM_CODEC_MAX_PAYLOAD   (16u * 1024 * 1024) /* payload bytes */
+#define FSM_CODEC_MAX_HEADERS   1024u               /* headers per message */
+#define FSM_CODEC_MAX_CONFIG_KV 64u /* key = value pairs of one CONFIG */
 
 /* A growing buffer that collects encoded commands for one entry. */
 struct fsm_batch {
@@ -44,8 +47,9 @@ void fsm_batch_close(struct fsm_batch *b);
 /* Forgets the commands, keeps the memory. */
 void fsm_batch_reset(struct fsm_batch *b);
 
-/* Appends one command. Returns 0, FSM_EINVAL (bad command type or a field
- * too long) or FSM_ENOMEM; on error the batch is unchanged. */
+/* Appends one command. Returns 0, FSM_EINVAL (bad command type, a field
+ * too long, a CONFIG with more than FSM_CODEC_MAX_CONFIG_KV pairs) or
+ * FSM_ENOMEM; on error the batch is unchanged. */
 int fsm_batch_add(struct fsm_batch *b, const struct fsm_cmd *cmd);
 
 /* Bytes the entry would have if finished now (header and padding included). */

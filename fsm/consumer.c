@@ -50,6 +50,7 @@ struct fsm_session *fsm_session_get(struct fsm *f, uint64_t id, int create)
 	s->id = id;
 	s->gets.session = id;
 	s->gets.consumer = 0;
+	s->gets.s = s;
 	fsm_htab_insert(&f->sessions, s);
 	return s;
 }
@@ -70,10 +71,55 @@ static struct fsm_consumer *owner_consumer(struct fsm_owner *o)
 	                               offsetof(struct fsm_consumer, owner));
 }
 
-/* Each queue counts its consumers with free credit, so that assignment
- * costs nothing while every consumer is full. */
+/* Blocks or unblocks a session: its consumers with prefetch room gain or
+ * lose their credit, and the queues of those that gain it are served again.
+ * O(consumers of the session), once per transition. */
+static void session_set_blocked(struct fsm *f, struct fsm_session *s,
+                                uint8_t blocked)
+{
+	uint32_t i;
+
+	if (s->blocked == blocked)
+		return;
+	s->blocked = blocked;
+	for (i = 0; i < s->consumers.n; i++) {
+		struct fsm_consumer *c = s->consumers.v[i];
+
+		if (c->owner.flights.n >= c->prefetch)
+			continue;
+		if (blocked) {
+			c->q->n_credit--;
+		} else {
+			c->q->n_credit++;
+			fsm_mark_dirty(f, c->q);
+		}
+	}
+}
+
+static uint8_t session_over(const struct fsm *f, const struct fsm_session *s)
+{
+	return s->inflight >= f->cfg.session_window;
+}
+
+void fsm_sessions_rewindow(struct fsm *f)
+{
+	uint32_t i;
+
+	for (i = 0; i < f->sessions.cap; i++) {
+		struct fsm_session *s = f->sessions.slots[i];
+
+		if (s != NULL)
+			session_set_blocked(f, s, session_over(f, s));
+	}
+}
+
+/* Each queue counts its consumers with free credit (prefetch room, session
+ * not blocked), so that assignment costs nothing while every consumer is
+ * full. */
 int fsm_owner_add(struct fsm *f, struct fsm_owner *o, struct fsm_aux *a)
 {
+	struct fsm_session *s = o->s;
+
 	if (fsm_vec_push(f, &o->flights, a) != 0)
 		return FSM_ENOMEM;
 	a->owner = o;
@@ -81,23 +127,28 @@ int fsm_owner_add(struct fsm *f, struct fsm_owner *o, struct fsm_aux *a)
 	if (o->consumer != 0) {
 		struct fsm_consumer *c = owner_consumer(o);
 
-		if (o->flights.n == c->prefetch)
+		if (o->flights.n == c->prefetch && !s->blocked)
 			c->q->n_credit--;
 	}
+	s->inflight += fsm_msg_bytes(a->msg);
+	if (!s->blocked && session_over(f, s))
+		session_set_blocked(f, s, 1);
 	return 0;
 }
 
 void fsm_owner_remove(struct fsm *f, struct fsm_aux *a)
 {
 	struct fsm_owner *o = a->owner;
+	struct fsm_session *s;
 	struct fsm_aux *last;
 
 	if (o == NULL)
 		return;
+	s = o->s;
 	if (o->consumer != 0) {
 		struct fsm_consumer *c = owner_consumer(o);
 
-		if (o->flights.n == c->prefetch)
+		if (o->flights.n == c->prefetch && !s->blocked)
 			c->q->n_credit++;
 	}
 	last = o->flights.v[--o->flights.n];
@@ -107,13 +158,41 @@ void fsm_owner_remove(struct fsm *f, struct fsm_aux *a)
 	}
 	a->owner = NULL;
 	a->owner_slot = 0;
-	if (o->consumer == 0) {
-		struct fsm_session *s =
-		    (struct fsm_session *)((char *)o -
-		                           offsetof(struct fsm_session, gets));
-
+	s->inflight -= fsm_msg_bytes(a->msg);
+	if (s->blocked && !session_over(f, s))
+		session_set_blocked(f, s, 0);
+	if (o->consumer == 0)
 		fsm_session_maybe_free(f, s);
+}
+
+static uint64_t owner_bytes(const struct fsm_owner *o)
+{
+	uint64_t n = 0;
+	uint32_t i;
+
+	for (i = 0; i < o->flights.n; i++)
+		n += fsm_msg_bytes(
+		    ((const struct fsm_aux *)o->flights.v[i])->msg);
+	return n;
+}
+
+int fsm_session_check(const struct fsm *f, const struct fsm_session *s)
+{
+	uint64_t n = owner_bytes(&s->gets);
+	uint32_t i;
+
+	if (s->gets.s != s || s->gets.session != s->id)
+		return -1;
+	for (i = 0; i < s->consumers.n; i++) {
+		const struct fsm_consumer *c = s->consumers.v[i];
+
+		if (c->owner.s != s || c->owner.session != s->id)
+			return -1;
+		n += owner_bytes(&c->owner);
 	}
+	if (n != s->inflight || s->blocked != session_over(f, s))
+		return -1;
+	return 0;
 }
 
 static int cmp_aux(const void *x, const void *y)
@@ -136,7 +215,7 @@ void fsm_owner_release(struct fsm *f, struct fsm_owner *o)
 
 	if (n == 0)
 		return;
-	v = malloc(n * sizeof(*v));
+	v = fsm_tmp_alloc(f, n * sizeof(*v));
 	if (v == NULL) {
 		/* Out of memory: array order. The last requeue may free o. */
 		for (i = n; i > 0; i--) {
@@ -203,7 +282,7 @@ void fsm_assign(struct fsm *f, struct fsm_queue *q)
 		if (q->rr >= n)
 			q->rr = 0;
 		c = q->consumers.v[q->rr];
-		if (c->owner.flights.n >= c->prefetch) {
+		if (c->owner.flights.n >= c->prefetch || c->owner.s->blocked) {
 			q->rr = (q->rr + 1) % n;
 			idle++;
 			continue;
@@ -240,11 +319,13 @@ int fsm_consumer_create(struct fsm *f, uint64_t id, struct fsm_queue *q,
 	c->q = q;
 	c->owner.session = session;
 	c->owner.consumer = id;
+	c->owner.s = s;
 	fsm_htab_insert(&f->consumers, c);
 	q->consumers.v[q->consumers.n++] = c;
 	s->consumers.v[s->consumers.n++] = c;
 	q->had_consumer = 1;
-	q->n_credit++;
+	if (!s->blocked)
+		q->n_credit++;
 	*out = c;
 	return 0;
 nomem:
@@ -256,11 +337,14 @@ void fsm_consumer_cancel(struct fsm *f, struct fsm_consumer *c, int emit,
                          int reason)
 {
 	struct fsm_queue *q = c->q;
-	struct fsm_session *s = fsm_session_get(f, c->owner.session, 0);
+	struct fsm_session *s = c->owner.s;
 	uint32_t i;
 
 	fsm_owner_release(f, &c->owner);
-	q->n_credit--; /* it has no flights left, hence credit */
+	/* It has no flights left, hence credit unless its session's other
+	 * owners keep the session blocked. */
+	if (!s->blocked)
+		q->n_credit--;
 	fsm_htab_remove(f, &f->consumers, c);
 	for (i = 0; i < q->consumers.n; i++)
 		if (q->consumers.v[i] == c)
@@ -272,14 +356,11 @@ void fsm_consumer_cancel(struct fsm *f, struct fsm_consumer *c, int emit,
 		q->rr--;
 	if (q->rr >= q->consumers.n)
 		q->rr = 0;
-	if (s != NULL) {
-		for (i = 0; i < s->consumers.n; i++)
-			if (s->consumers.v[i] == c) {
-				s->consumers.v[i] =
-				    s->consumers.v[--s->consumers.n];
-				break;
-			}
-	}
+	for (i = 0; i < s->consumers.n; i++)
+		if (s->consumers.v[i] == c) {
+			s->consumers.v[i] = s->consumers.v[--s->consumers.n];
+			break;
+		}
 	if (emit) {
 		struct fsm_delivery d;
 
@@ -295,8 +376,7 @@ void fsm_consumer_cancel(struct fsm *f, struct fsm_consumer *c, int emit,
 	}
 	fsm_vec_free(f, &c->owner.flights);
 	fsm_mem_free(f, c, sizeof(*c));
-	if (s != NULL)
-		fsm_session_maybe_free(f, s);
+	fsm_session_maybe_free(f, s);
 	if (q->opts.auto_delete && q->had_consumer && q->consumers.n == 0)
 		fsm_queue_destroy(f, q, emit);
 }
@@ -384,6 +464,7 @@ static int consume(struct fsm *f, const struct fsm_cmd *cmd,
 {
 	struct fsm_queue *q;
 	struct fsm_consumer *c;
+	struct fsm_session *s;
 	int rc;
 
 	if (!fsm_name_ok(f, cmd->u.consume.queue, cmd->u.consume.queue_len) ||
@@ -395,6 +476,9 @@ static int consume(struct fsm *f, const struct fsm_cmd *cmd,
 	if (q->opts.exclusive && q->consumers.n > 0)
 		return FSM_EBUSY;
 	if (f->consumers.count >= f->cfg.max_consumers)
+		return FSM_ELIMIT;
+	s = fsm_session_get(f, cmd->session, 0);
+	if (s != NULL && s->consumers.n >= f->cfg.max_session_consumers)
 		return FSM_ELIMIT;
 	rc = fsm_consumer_create(f, f->next_consumer_id + 1, q, cmd->session,
 	                         cmd->u.consume.prefetch, &c);
@@ -427,11 +511,19 @@ static int get(struct fsm *f, const struct fsm_cmd *cmd, struct fsm_result *r)
 	s = fsm_session_get(f, cmd->session, 1);
 	if (s == NULL)
 		return FSM_ENOMEM;
+	/* The session's window: the first message when the session is
+	 * under it, then those that fit. */
 	while (count < max) {
 		struct fsm_msg *m = fsm_queue_next_ready(f, q);
 
-		if (m == NULL || fsm_deliver(f, q, m, &s->gets, cmd->req_id,
-		                             add_sat(f->now, timeout)) != 0)
+		if (m == NULL)
+			break;
+		if (count == 0 ? s->blocked
+		               : s->inflight + fsm_msg_bytes(m) >
+		                     f->cfg.session_window)
+			break;
+		if (fsm_deliver(f, q, m, &s->gets, cmd->req_id,
+		                add_sat(f->now, timeout)) != 0)
 			break;
 		count++;
 	}
@@ -450,8 +542,10 @@ int fsm_cmd_consumer(struct fsm *f, const struct fsm_cmd *cmd,
 	case FSM_CMD_CONSUME:
 		return consume(f, cmd, r);
 	case FSM_CMD_CANCEL:
+		/* Only the owner session cancels (any other gets the
+		 * answer of an unknown id, and nothing changes). */
 		c = fsm_consumer_find(f, cmd->u.cancel.consumer);
-		if (c == NULL)
+		if (c == NULL || c->owner.session != cmd->session)
 			return FSM_ENOCONSUMER;
 		r->u.consume.consumer = c->id;
 		r->u.consume.queue_id = c->q->id;

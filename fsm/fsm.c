@@ -1,5 +1,6 @@
 /* fsm/fsm: the state machine object, command dispatch, the clock, result and
  * effect sinks, read-only views and the invariant checker. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,8 @@ static const char *const status_text[FSM_STATUS_MAX] = {
     [FSM_ENOTEMPTY] = "queue not empty",
     [FSM_EBUSY] = "exclusive queue busy",
     [FSM_ENOMEM] = "out of memory",
+    [FSM_ECLUSTERFULL] = "cluster full",
+    [FSM_EDIVERGED] = "replica diverged",
 };
 
 const char *fsm_status_str(int status)
@@ -28,6 +31,121 @@ const char *fsm_status_str(int status)
 	if (status < 0 || status >= FSM_STATUS_MAX)
 		return "unknown status";
 	return status_text[status];
+}
+
+/* Every field of struct fsm_config, by name: FSM_CMD_CONFIG, `cluster
+ * config get|set` and the snapshot (version 4) use these names. */
+#define CONFIG_FIELD(name)                                                     \
+	{                                                                      \
+#name, sizeof(#name) - 1, offsetof(struct fsm_config, name),   \
+		    sizeof(((struct fsm_config *)0)->name)                     \
+	}
+
+static const struct config_field {
+	const char *name;
+	uint32_t len;
+	size_t off;
+	size_t width; /* 4 or 8 */
+} config_fields[] = {
+    CONFIG_FIELD(max_payload),         CONFIG_FIELD(max_name),
+    CONFIG_FIELD(max_queues),          CONFIG_FIELD(max_consumers),
+    CONFIG_FIELD(default_ack_timeout), CONFIG_FIELD(default_max_length),
+    CONFIG_FIELD(default_max_bytes),   CONFIG_FIELD(default_dedup_window),
+    CONFIG_FIELD(max_dedup_entries),   CONFIG_FIELD(max_get),
+    CONFIG_FIELD(max_headers),         CONFIG_FIELD(max_memory),
+    CONFIG_FIELD(session_window),      CONFIG_FIELD(max_session_consumers),
+    CONFIG_FIELD(max_entry),
+};
+
+#define N_CONFIG_FIELDS (sizeof(config_fields) / sizeof(config_fields[0]))
+
+/* Every field is in the table (a field added to the struct without an
+ * entry would change the size). */
+_Static_assert(sizeof(struct fsm_config) == 96, "config fields in the table");
+
+static uint64_t config_field_get(const struct fsm_config *c,
+                                 const struct config_field *d)
+{
+	const char *p = (const char *)c + d->off;
+
+	if (d->width == 4) {
+		uint32_t v;
+
+		memcpy(&v, p, 4);
+		return v;
+	} else {
+		uint64_t v;
+
+		memcpy(&v, p, 8);
+		return v;
+	}
+}
+
+uint32_t fsm_config_to_kv(const struct fsm_config *c, struct fsm_config_kv *kv,
+                          uint32_t max)
+{
+	uint32_t i;
+
+	for (i = 0; i < N_CONFIG_FIELDS && i < max; i++) {
+		kv[i].key = config_fields[i].name;
+		kv[i].key_len = config_fields[i].len;
+		kv[i].value = config_field_get(c, &config_fields[i]);
+	}
+	return (uint32_t)N_CONFIG_FIELDS;
+}
+
+int fsm_config_set_kv(struct fsm_config *c, const char *key, uint32_t key_len,
+                      uint64_t value)
+{
+	uint32_t i;
+
+	if (key == NULL && key_len > 0)
+		return FSM_EINVAL;
+	for (i = 0; i < N_CONFIG_FIELDS; i++) {
+		const struct config_field *d = &config_fields[i];
+		char *p = (char *)c + d->off;
+
+		if (d->len != key_len || memcmp(d->name, key, key_len) != 0)
+			continue;
+		if (d->width == 4) {
+			uint32_t v = (uint32_t)value;
+
+			if (value > UINT32_MAX)
+				return FSM_EINVAL;
+			memcpy(p, &v, 4);
+		} else {
+			memcpy(p, &value, 8);
+		}
+		return 0;
+	}
+	return FSM_EINVAL;
+}
+
+static int config_equal(const struct fsm_config *a, const struct fsm_config *b)
+{
+	uint32_t i;
+
+	for (i = 0; i < N_CONFIG_FIELDS; i++)
+		if (config_field_get(a, &config_fields[i]) !=
+		    config_field_get(b, &config_fields[i]))
+			return 0;
+	return 1;
+}
+
+/* DLQ_HEADER_ROOM: the two headers dead-lettering adds, their origin queue
+ * name aside: keys "x-death-reason" (14) and "x-death-queue" (13), the
+ * longest reason ("max-deliveries", 14; 32 allowed) and a msgpack header
+ * of at most 5 bytes for each of the 4 strings: 79, rounded up. */
+#define DLQ_HEADER_ROOM 128
+/* The delivery frame's envelope: type, queue name field, consumer, seq,
+ * timestamp, delivery count, msgpack headers of the message's fields. A
+ * message's own fields are inside max_payload already. */
+#define DELIVERY_ENVELOPE 4096
+
+size_t fsm_max_delivery_size(const struct fsm_config *c)
+{
+	return (size_t)c->max_payload + DLQ_HEADER_ROOM + c->max_name +
+	       DELIVERY_ENVELOPE;
 }
 
 void fsm_config_default(struct fsm_config *c)
@@ -49,7 +167,7 @@ void fsm_config_default(struct fsm_config *c)
 	c->max_entry = 1u << 20;
 }
 
-static int config_ok(const struct fsm_config *c)
+int fsm_config_valid(const struct fsm_config *c)
 {
 	return c->max_name > 0 && c->max_name <= 65535 &&
 	       (c->max_payload >> FSM_MAX_PAYLOAD_BITS) == 0 &&
@@ -71,11 +189,18 @@ struct fsm *fsm_new(const struct fsm_config *config)
 		fsm_config_default(&def);
 		config = &def;
 	}
-	if (!config_ok(config))
+	if (!fsm_config_valid(config))
 		return NULL;
 	f = calloc(1, sizeof(*f));
 	if (f == NULL)
 		return NULL;
+	/* The CHECK ring is node-local bookkeeping, not state: not charged,
+	 * so that fsm_memory() is the same on every replica. */
+	f->ring = malloc(FSM_CHECK_RING * sizeof(*f->ring));
+	if (f->ring == NULL) {
+		free(f);
+		return NULL;
+	}
 	f->mem = sizeof(*f) + FSM_MALLOC_OVERHEAD;
 	f->cfg = *config;
 	fsm_htab_init(&f->queues, fsm_queue_name_hash);
@@ -131,21 +256,44 @@ void fsm_free(struct fsm *f)
 	fsm_mem_free(f, f->heap, (size_t)f->heap_cap * sizeof(*f->heap));
 	fsm_vec_free(f, &f->dirty);
 	fsm_mem_free(f, f->hscratch, f->hscratch_cap * sizeof(*f->hscratch));
+	free(f->ring);
 	free(f);
 }
 
+/* Odd multipliers for combining the fields of one record before a single
+ * mix: a change in any one field always changes the sum. */
+#define K1 0x9e3779b97f4a7c15ull
+#define K2 0xc2b2ae3d27d4eb4full
+#define K3 0x165667b19e3779f9ull
+#define K4 0xd6e8feb86659fd93ull
+#define K5 0xff51afd7ed558ccdull
+
+/* Every effect goes into the digest, whether or not the caller listens. */
 void fsm_emit_effect(struct fsm *f, const struct fsm_delivery *d)
 {
-	if (f->sink != NULL && f->sink->effect != NULL)
-		f->sink->effect(f->sink->data, d);
+	f->digest = fsm_digest_mix(
+	    f->digest, d->type + d->session * K1 + d->consumer * K2 +
+	                   (uint64_t)d->queue_id * K3 + d->msg.seq * K4 +
+	                   (uint64_t)d->msg.delivery_count * K5);
+	if (f->user_sink != NULL && f->user_sink->effect != NULL)
+		f->user_sink->effect(f->user_sink->data, d);
 }
+
+static void noop_effect(void *data, const struct fsm_delivery *d)
+{
+	(void)data;
+	(void)d;
+}
+
+/* What apply sees as its sink (fsm_emit_effect calls the caller's). */
+static const struct fsm_sink apply_sink = {NULL, NULL, noop_effect};
 
 void fsm_mark_dirty(struct fsm *f, struct fsm_queue *q)
 {
 	if (q->dirty)
 		return;
 	/* Without room in the list the queue is served at its next change;
-	 * only an allocation failure gets here. */
+	 * only an allocation failure gets here, and it marked f failed. */
 	if (fsm_vec_push(f, &f->dirty, q) == 0)
 		q->dirty = 1;
 }
@@ -175,6 +323,105 @@ void fsm_run_dirty(struct fsm *f)
 	f->dirty.n = 0;
 }
 
+/* FSM_CMD_CONFIG: all or nothing, on a copy. */
+static int cmd_config(struct fsm *f, const struct fsm_cmd *c)
+{
+	struct fsm_config n = f->cfg;
+	uint32_t i;
+
+	if (c->u.config.bootstrap && f->config_set)
+		return FSM_OK;
+	if (c->u.config.n_kv > 0 && c->u.config.kv == NULL)
+		return FSM_EINVAL;
+	for (i = 0; i < c->u.config.n_kv; i++) {
+		const struct fsm_config_kv *kv = &c->u.config.kv[i];
+
+		if (fsm_config_set_kv(&n, kv->key, kv->key_len, kv->value) != 0)
+			return FSM_EINVAL;
+	}
+	if (!fsm_config_valid(&n))
+		return FSM_EINVAL;
+	/* Lowering a limit leaves existing state alone: queues keep their
+	 * resolved options, stored messages stay; only what comes next is
+	 * checked against the new values. */
+	if (!f->config_set || !config_equal(&n, &f->cfg)) {
+		f->cfg = n;
+		f->config_version++;
+		/* A new session_window blocks or frees sessions now. */
+		fsm_sessions_rewindow(f);
+	}
+	f->config_set = 1;
+	return FSM_OK;
+}
+
+/* FSM_CMD_CHECK: compares with this replica's digest after the same number
+ * of commands. The leader read (applied, digest) between two entries, and
+ * every entry it had applied then was applied here before this CHECK, so
+ * replicas that applied the same entries have the same entry boundaries:
+ *   - `applied` is in the ring: the digests must be equal;
+ *   - it is not, although the ring reaches back to it (it lies between two
+ *     of this replica's boundaries, or beyond the last): this replica
+ *     applied different entries (one skipped, say), whatever the digests;
+ *   - it is older than the ring (or the ring was emptied by a restore):
+ *     nothing to compare, OK. */
+static int cmd_check(struct fsm *f, const struct fsm_cmd *c)
+{
+	uint64_t want = c->u.check.applied;
+	uint32_t i;
+
+	if (f->ring_n == 0 ||
+	    want < f->ring[(f->ring_next + FSM_CHECK_RING - f->ring_n) %
+	                   FSM_CHECK_RING]
+	               .applied)
+		return FSM_OK;
+	for (i = 0; i < f->ring_n; i++) {
+		const struct fsm_check_ent *e =
+		    &f->ring[(f->ring_next + FSM_CHECK_RING - 1 - i) %
+		             FSM_CHECK_RING];
+
+		if (e->applied == want) {
+			if (e->digest == c->u.check.digest)
+				return FSM_OK;
+			break;
+		}
+		if (e->applied < want)
+			break; /* the ring is in increasing order */
+	}
+	f->diverged = 1;
+	return FSM_EDIVERGED;
+}
+
+/* Folds a command's outcome into the digest: its type, status and the
+ * fields of its result (zero when it failed). */
+static void digest_result(struct fsm *f, const struct fsm_result *r)
+{
+	uint64_t v =
+	    f->applied * K1 + r->type * K2 + (uint64_t)(int64_t)r->status * K3;
+
+	switch (r->type) {
+	case FSM_CMD_QUEUE_DECLARE:
+		v += r->u.declare.queue_id * K4 + r->u.declare.created * K5;
+		break;
+	case FSM_CMD_QUEUE_DELETE:
+	case FSM_CMD_QUEUE_PURGE:
+		v += r->u.removed.removed * K4;
+		break;
+	case FSM_CMD_PUBLISH:
+		v += r->u.publish.seq * K4 + r->u.publish.queues * K5 +
+		     r->u.publish.duplicate;
+		break;
+	case FSM_CMD_CONSUME:
+		v += r->u.consume.consumer * K4 + r->u.consume.queue_id * K5;
+		break;
+	case FSM_CMD_GET:
+		v += r->u.get.count * K4;
+		break;
+	default:
+		break;
+	}
+	f->digest = fsm_digest_mix(f->digest, v);
+}
+
 int fsm_apply(struct fsm *f, const struct fsm_cmd *cmd,
               const struct fsm_sink *sink)
 {
@@ -189,7 +436,8 @@ int fsm_apply(struct fsm *f, const struct fsm_cmd *cmd,
 		rc = FSM_EINVAL;
 		goto out;
 	}
-	f->sink = sink;
+	f->sink = &apply_sink;
+	f->user_sink = sink;
 	/* Time first: timers due by the command's time fire before it, and
 	 * whatever they freed is handed out before the command runs. */
 	if (cmd->time > f->now)
@@ -223,6 +471,12 @@ int fsm_apply(struct fsm *f, const struct fsm_cmd *cmd,
 	case FSM_CMD_EXTEND:
 		rc = fsm_cmd_settle(f, cmd, &r);
 		break;
+	case FSM_CMD_CONFIG:
+		rc = cmd_config(f, cmd);
+		break;
+	case FSM_CMD_CHECK:
+		rc = cmd_check(f, cmd);
+		break;
 	default: /* FSM_CMD_TICK */
 		rc = FSM_OK;
 		break;
@@ -233,9 +487,17 @@ int fsm_apply(struct fsm *f, const struct fsm_cmd *cmd,
 		memset(&r.u, 0, sizeof(r.u));
 out:
 	r.status = rc;
+	/* Allocation failures that surface as a status (plain malloc of a
+	 * temporary) mark the replica failed like those of the allocator. */
+	if (rc == FSM_ENOMEM)
+		f->failed = 1;
+	f->applied++;
+	if (cmd->type != FSM_CMD_CHECK)
+		digest_result(f, &r);
 	if (sink != NULL && sink->result != NULL)
 		sink->result(sink->data, &r);
 	f->sink = NULL;
+	f->user_sink = NULL;
 	return rc;
 }
 
@@ -257,22 +519,68 @@ int fsm_apply_entry(struct fsm *f, const void *buf, size_t len,
 {
 	struct entry_ctx c = {f, sink};
 	int n = fsm_entry_decode(buf, len, entry_cb, &c);
+	struct fsm_check_ent *e;
 
 	if (n < 0) {
 		struct fsm_result r;
 
 		memset(&r, 0, sizeof(r));
 		r.status = n == -FSM_ENOMEM ? FSM_ENOMEM : FSM_EMALFORMED;
+		/* A valid entry this replica could not present: the others
+		 * applied it. */
+		if (n == -FSM_ENOMEM)
+			f->failed = 1;
 		if (sink != NULL && sink->result != NULL)
 			sink->result(sink->data, &r);
 		return -1;
 	}
+	e = &f->ring[f->ring_next];
+	e->applied = f->applied;
+	e->digest = f->digest;
+	f->ring_next = (f->ring_next + 1) % FSM_CHECK_RING;
+	if (f->ring_n < FSM_CHECK_RING)
+		f->ring_n++;
 	return n;
 }
 
 uint64_t fsm_now(const struct fsm *f)
 {
 	return f->now;
+}
+
+const struct fsm_config *fsm_config_get(const struct fsm *f)
+{
+	return &f->cfg;
+}
+
+int fsm_config_is_set(const struct fsm *f)
+{
+	return f->config_set;
+}
+
+uint64_t fsm_config_version(const struct fsm *f)
+{
+	return f->config_version;
+}
+
+uint64_t fsm_applied(const struct fsm *f)
+{
+	return f->applied;
+}
+
+uint64_t fsm_digest(const struct fsm *f)
+{
+	return f->digest;
+}
+
+int fsm_diverged(const struct fsm *f)
+{
+	return f->diverged;
+}
+
+int fsm_failed(const struct fsm *f)
+{
+	return f->failed;
 }
 
 uint64_t fsm_next_deadline(const struct fsm *f)
@@ -333,6 +641,7 @@ static int check_owner(const struct fsm_owner *o)
 int fsm_check(const struct fsm *f)
 {
 	uint32_t i, j;
+	uint64_t stored = 0;
 
 	if (f->queues.count != f->queue_ids.count || f->dirty.n != 0)
 		return -1;
@@ -344,7 +653,10 @@ int fsm_check(const struct fsm *f)
 		if (q->id > f->next_queue_id || q->dirty ||
 		    fsm_queue_check(f, q) != 0)
 			return -1;
+		stored += q->bytes + FSM_MSG_COST * fsm_queue_count(q);
 	}
+	if (stored != f->stored)
+		return -1;
 	for (i = 0; i < f->heap_n; i++) {
 		const struct fsm_heap_ent *e = &f->heap[i];
 

@@ -83,12 +83,12 @@ enum fsm_nack_mode { FSM_NACK_REQUEUE = 0, FSM_NACK_DEADLETTER = 1 };
  * flags; `raftmq cluster config set` later); snapshots carry it. A node's
  * flags never reach apply. */
 struct fsm_config {
-	uint32_t max_payload; /* bytes of a whole message (payload, id, type,
-	                         correlation id, reply-to, headers), default
-	                         256 KiB */
-	uint32_t max_name;            /* queue/topic name bytes, default 255 */
-	uint32_t max_queues;          /* default 10000 */
-	uint32_t max_consumers;       /* default 100000 */
+	uint32_t max_payload;   /* bytes of a whole message (payload, id, type,
+	                           correlation id, reply-to, headers), default
+	                           256 KiB */
+	uint32_t max_name;      /* queue/topic name bytes, default 255 */
+	uint32_t max_queues;    /* default 10000 */
+	uint32_t max_consumers; /* default 100000 */
 	uint64_t default_ack_timeout; /* ms, default 30000 */
 	uint64_t
 	    default_max_length;     /* messages per queue, default 10,000,000 */
@@ -96,10 +96,13 @@ struct fsm_config {
 	uint64_t default_dedup_window; /* ms, default 120000 */
 	uint32_t max_dedup_entries;    /* per queue, default 1,000,000 */
 	uint32_t max_get;              /* messages per get, default 1000 */
-	uint32_t max_headers; /* headers per published message, default
-	                         FSM_CODEC_MAX_HEADERS - FSM_DLQ_HEADERS */
-	uint64_t max_memory;  /* bytes of state (fsm_memory); publishes get
-	                         FSM_ECLUSTERFULL above it */
+	uint32_t max_headers;          /* headers per published message, default
+	                                  FSM_CODEC_MAX_HEADERS - FSM_DLQ_HEADERS */
+	uint64_t max_memory;     /* bytes of stored messages, each counted as
+	                            its whole size + FSM_MSG_COST (96): a
+	                            function of the replicated state, unlike
+	                            fsm_memory(); publishes get
+	                            FSM_ECLUSTERFULL above it, default 2 GiB */
 	uint64_t session_window; /* bytes of messages in flight to one
 	                            session before assignment to it pauses (a
 	                            session with none in flight always gets
@@ -200,8 +203,10 @@ struct fsm_config_kv {
  * the caller's memory when encoding). Every command carries:
  *   time     the cluster clock in ms, stamped by the leader (DESIGN "Time");
  *            the FSM clock is the max seen and drives every timer;
- *   wall     the proposer's wall clock in ms, for display only (a message's
- *            timestamp); 0 = use `time`;
+ *   wall     the proposer's wall clock in ms, for display only; carried in
+ *            the log (codec version 2), never a clock of the FSM. A
+ *            message's stored timestamp is still `time`: the dedup window
+ *            is measured from it, which a wall clock must not drive;
  *   session  the proposing session (0 = none), used to route the result;
  *   req_id   the session's request id, echoed in the result. */
 struct fsm_cmd {
@@ -351,7 +356,9 @@ struct fsm_sink {
 
 struct fsm;
 
-/* Creates an empty state machine. `config` may be NULL for the defaults.
+/* Creates an empty state machine. `config` may be NULL for the defaults;
+ * it is in force until the first FSM_CMD_CONFIG (a node passes NULL: its
+ * flags reach apply only through the bootstrap CONFIG it proposes).
  * Returns NULL when out of memory or when the config is invalid. */
 struct fsm *fsm_new(const struct fsm_config *config);
 void fsm_free(struct fsm *f);
@@ -360,12 +367,14 @@ void fsm_free(struct fsm *f);
  * one result through `sink`, in order; malformed bytes yield one result with
  * FSM_EMALFORMED (session/req_id 0) and change nothing. Returns the number of
  * commands applied, or -1 when the whole entry was malformed. Never fails for
- * business errors: those are results. */
+ * business errors: those are results. At its end (applied, digest) goes
+ * into the ring that FSM_CMD_CHECK compares with. */
 int fsm_apply_entry(struct fsm *f, const void *buf, size_t len,
                     const struct fsm_sink *sink);
 
 /* Applies one decoded command. Returns its status (also reported through
- * sink->result). */
+ * sink->result). Apply takes the same path whether or not `sink` has an
+ * effect callback (effects go into the digest either way). */
 int fsm_apply(struct fsm *f, const struct fsm_cmd *cmd,
               const struct fsm_sink *sink);
 
@@ -373,8 +382,9 @@ int fsm_apply(struct fsm *f, const struct fsm_cmd *cmd,
 uint64_t fsm_now(const struct fsm *f);
 
 /* The replicated configuration in force, whether FSM_CMD_CONFIG ever set it
- * (before that: the defaults), and a counter bumped by every change (for the
- * node to log how its flags differ). */
+ * (before that: fsm_new's), and a node-local counter bumped by every change
+ * and every restore (for the node to notice and log how its flags
+ * differ). */
 const struct fsm_config *fsm_config_get(const struct fsm *f);
 int fsm_config_is_set(const struct fsm *f);
 uint64_t fsm_config_version(const struct fsm *f);
@@ -383,38 +393,65 @@ uint64_t fsm_config_version(const struct fsm *f);
  * static string), returns the number of fields. */
 uint32_t fsm_config_to_kv(const struct fsm_config *c, struct fsm_config_kv *kv,
                           uint32_t max);
-/* Sets one field by name: 0, or FSM_EINVAL for an unknown name (the value
- * is checked as a whole by fsm_config_valid()). */
+/* Sets one field by name: 0, or FSM_EINVAL for an unknown name or a value
+ * wider than a 32-bit field (the value is checked as a whole by
+ * fsm_config_valid()). */
 int fsm_config_set_kv(struct fsm_config *c, const char *key, uint32_t key_len,
                       uint64_t value);
+/* 1 when `c` is a configuration fsm_new() and FSM_CMD_CONFIG accept, else 0
+ * (a boolean, unlike the statuses above). */
 int fsm_config_valid(const struct fsm_config *c);
-/* The largest encoded delivery a message can need: max_payload plus the
- * dead-letter headers and the envelope; frames must allow it. */
+/* The largest encoded delivery a message can need, frames must allow it:
+ *   max_payload            the whole message as published
+ * + 128                    the 2 dead-letter headers without the origin
+ *                          name: keys "x-death-reason" and "x-death-queue",
+ *                          the longest reason, 4 msgpack string headers
+ * + max_name               the origin queue name in x-death-queue
+ * + 4096                   the delivery envelope (type, queue, consumer,
+ *                          seq, timestamp, count, field headers).
+ * It assumes a message carries one set of dead-letter headers (a copy
+ * dead-lettered again replaces them rather than adding 2 more). */
 size_t fsm_max_delivery_size(const struct fsm_config *c);
 
 /* Divergence detector: commands applied so far (every command counts) and
- * a running digest over each applied command's type, status, result fields
- * and effects (CHECK excluded). Both are in snapshots. After a CHECK found
- * this replica different, fsm_diverged() is 1 for good (not in snapshots). */
+ * a running digest over each applied command's index, type, status, result
+ * fields (declare queue_id/created, removed, publish seq/queues/duplicate,
+ * consume consumer/queue_id, get count) and effects (type, session,
+ * consumer, queue_id, seq, delivery_count); CHECK's own result is left
+ * out, effects of the timers its time fires are not. Payloads and other
+ * message bytes are not in it (the snapshot bytes are). Both are in
+ * snapshots. FSM_CMD_CHECK(applied, digest), proposed by a leader with
+ * its values read between two entries, compares them with this replica's
+ * at its own entry boundaries (a ring of the last 4096, emptied by a
+ * restore): the same boundary with another digest, or no boundary at
+ * `applied` although the ring reaches back that far (this replica applied
+ * other entries: a skipped one, say), is FSM_EDIVERGED; a boundary older
+ * than the ring is no verdict (FSM_OK). After a CHECK found this replica
+ * different, fsm_diverged() is 1 for good (node-local: not in snapshots,
+ * kept by restore). */
 uint64_t fsm_applied(const struct fsm *f);
 uint64_t fsm_digest(const struct fsm *f);
 int fsm_diverged(const struct fsm *f);
 
-/* 1 once an allocation failed inside apply: this replica may now differ
- * from the others and must stop (DESIGN invariant 8). */
+/* 1 once an allocation failed inside apply (also one that apply
+ * swallows, and an entry that could not be decoded for lack of memory):
+ * this replica may now differ from the others and must stop (DESIGN
+ * invariant 8). Node-local; a restore keeps it. */
 int fsm_failed(const struct fsm *f);
 
 /* The earliest time (ms) at which a TICK would change something (an ack
  * deadline, a TTL or a delay), or UINT64_MAX when nothing is pending. The
- * leader proposes a TICK when its wall clock reaches it. */
+ * leader proposes a TICK when the cluster clock reaches it. */
 uint64_t fsm_next_deadline(const struct fsm *f);
 
 /* Serialises the whole state (versioned msgpack) into a malloc'd buffer.
  * Returns 0, or FSM_ENOMEM. */
 int fsm_snapshot(const struct fsm *f, void **buf, size_t *len);
 
-/* Replaces the whole state of `f` with a snapshot. On error (FSM_EMALFORMED,
- * FSM_ENOMEM) `f` is unchanged. */
+/* Replaces the whole state of `f` with a snapshot (versions 1 to 4). On
+ * error (FSM_EMALFORMED, FSM_ENOMEM) `f` is unchanged. The state may exceed
+ * the limits of the configuration it carries (they were lowered after it
+ * was built): restore checks the hard bounds only. */
 int fsm_restore(struct fsm *f, const void *buf, size_t len);
 
 /* Details of the semantics (the fsm/ sources implement them):
@@ -424,16 +461,44 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len);
  *   - delivery_count counts deliveries. A message that would become READY
  *     again (deadline, nack requeue, cancel, session end, leader elected)
  *     with delivery_count >= max_deliveries is dead-lettered instead.
- *   - NACK and EXTEND need the message in flight; ACK takes any message
- *     delivered at least once that still exists; else FSM_ENOMSG.
+ *   - NACK and EXTEND need the message in flight to the command's
+ *     session (to one of its consumers or its gets); ACK, from any
+ *     session, takes any message delivered at least once that still
+ *     exists; else FSM_ENOMSG.
+ *   - CANCEL needs the consumer to belong to the command's session, else
+ *     FSM_ENOCONSUMER (nothing changes). CONSUME gets FSM_ELIMIT when the
+ *     session has cfg.max_session_consumers consumers already.
+ *   - Session window: the whole-message bytes in flight to a session (its
+ *     consumers and its gets) are its `inflight`. While inflight >=
+ *     cfg.session_window the session is blocked: its consumers get
+ *     nothing (a session with nothing in flight is never blocked). A GET
+ *     delivers its first message when the session is not blocked, then
+ *     each next one that keeps inflight <= the window. So a session never
+ *     has more than window + one message in flight. An ack, nack,
+ *     requeue or expiry that brings a blocked session under its window
+ *     resumes assignment to all its consumers; so does a configuration
+ *     change that raises the window.
+ *   - The whole message (id, type, correlation id, reply-to, headers and
+ *     payload, as stored: each of those parts with its 2- or 4-byte
+ *     length prefix) counts against max_payload (FSM_ETOOBIG), a queue's
+ *     max_bytes (FSM_EFULL, drop-head) and the session window. More than
+ *     cfg.max_headers headers: FSM_EINVAL.
+ *   - A publish whose copies (all of them, for a topic) would take the
+ *     stored bytes past cfg.max_memory gets FSM_ECLUSTERFULL and changes
+ *     nothing; duplicates need no room. Dead-letter moves and expiries
+ *     are never refused for memory.
+ *   - A dead-letter copy carries x-death-reason and x-death-queue; these
+ *     replace the ones of an earlier dead-lettering, so a copy has at
+ *     most max_headers + FSM_DLQ_HEADERS headers.
  *   - Counters of the origin queue: `expired` counts every TTL expiry
  *     (moved to the DLQ or not); `dead_lettered` counts nack and
  *     max-deliveries departures, including those dropped because the DLQ
  *     is missing or refuses the copy; `dropped` counts drop-head.
  *   - PURGE removes READY and delayed messages, not those in flight.
- *   - CANCELLED effects are emitted when the FSM ends a consumer (queue
- *     deleted: reason FSM_ENOQUEUE; session down, leader elected: 0), not
- *     for an explicit CANCEL, whose result says it all.
+ *   - CANCELLED effects go to the consumer's own session whenever the
+ *     FSM ends a consumer (queue deleted, by anyone: reason FSM_ENOQUEUE;
+ *     its session down, leader elected: 0), not for an explicit CANCEL by
+ *     the owner, whose result says it all.
  *   - A topic publish whose id is a duplicate in some target queues puts
  *     copies only in the others; `duplicate` is 1 if any was a duplicate,
  *     `seq` is the first queue's (in name order), new or original.
@@ -446,7 +511,8 @@ struct fsm_queue_stats {
 	uint64_t ready;     /* messages ready (including delayed) */
 	uint64_t delayed;   /* not yet past their not-before time */
 	uint64_t in_flight; /* delivered, not acked */
-	uint64_t bytes;     /* payload bytes stored */
+	uint64_t bytes;     /* whole-message bytes stored (id, properties,
+	                       headers, payload: what max_bytes counts) */
 	uint64_t consumers;
 	uint64_t published, acked, dead_lettered, expired, dropped,
 	    deduplicated;

@@ -20,6 +20,20 @@ void fsm_mem_free(struct fsm *f, void *p, size_t size);
 /* Shrinks a block to `size` bytes; never fails (keeps the block when the
  * allocator cannot move it). */
 void *fsm_mem_shrink(struct fsm *f, void *p, size_t old, size_t size);
+/* Scratch memory used during apply and freed with free() before it
+ * returns (not charged). Like fsm_mem_alloc(), a failure sets
+ * fsm_failed(): use it for every temporary whose absence would make apply
+ * take a different path than on the other replicas. */
+void *fsm_tmp_alloc(struct fsm *f, size_t size);
+/* Records an allocation failure inside apply (fsm_failed() becomes 1). */
+void fsm_alloc_failed(struct fsm *f);
+/* Test-only fault injection, compiled always (one branch per allocation):
+ * from the `after`-th allocation on (1 = the next one) every
+ * fsm_mem_alloc() and fsm_tmp_alloc() of f fails; 0 turns it off. */
+void fsm_test_fail_alloc(struct fsm *f, uint64_t after);
+
+/* Divergence digest (hash.c): folds one value into a running digest. */
+uint64_t fsm_digest_mix(uint64_t d, uint64_t v);
 
 /* ---- Open-addressing hash table of element pointers (hash.c). The element
  * knows its own key; `hash` recomputes an element's hash when entries are
@@ -133,11 +147,24 @@ static inline const char *fsm_msg_payload(const struct fsm_msg *m)
 	return fsm_msg_props(m) + fsm_msg_props_len(m);
 }
 
+/* The whole-message size that max_payload, a queue's max_bytes and a
+ * session's window count: the stored message without its fixed header
+ * (id, properties with their length prefixes, payload). */
+static inline uint64_t fsm_msg_bytes(const struct fsm_msg *m)
+{
+	return fsm_msg_id_part(m) +
+	       (m->has_props ? 4 + (uint64_t)fsm_msg_props_len(m) : 0) +
+	       m->payload_len;
+}
+
+struct fsm_session;
+
 /* Who holds in-flight messages: a consumer, or a session's gets. */
 struct fsm_owner {
 	uint64_t session;
 	uint64_t consumer;      /* 0 = the session's gets */
 	struct fsm_vec flights; /* struct fsm_aux * */
+	struct fsm_session *s;  /* the session (outlives its owners) */
 };
 
 /* The side record of a message that has a timer or an owner. */
@@ -302,10 +329,16 @@ struct fsm_consumer {
 	struct fsm_owner owner;
 };
 
+/* A session's window: `inflight` sums fsm_msg_bytes() of every message in
+ * flight to its consumers and gets (kept by fsm_owner_add/remove, hence
+ * rebuilt by a restore). `blocked` is inflight >= cfg.session_window: its
+ * consumers then count as without credit (n_credit) and get nothing. */
 struct fsm_session {
 	uint64_t id;
 	struct fsm_vec consumers; /* struct fsm_consumer * */
 	struct fsm_owner gets;
+	uint64_t inflight;
+	uint8_t blocked;
 };
 
 /* The tie-breakers (queue id, seq) live in the entry, so comparisons never
@@ -317,9 +350,17 @@ struct fsm_heap_ent {
 	struct fsm_aux *a;
 };
 
+/* What cfg.max_memory bounds: per stored message its whole size plus this
+ * fixed cost (header, side record, index slot). Unlike fsm_memory(), which
+ * depends on allocation history (a restored replica has tighter tables), it
+ * is a function of the replicated state alone, so every replica refuses the
+ * same publishes. */
+#define FSM_MSG_COST 96
+
 struct fsm {
 	struct fsm_config cfg;
 	uint64_t mem;
+	uint64_t stored; /* sum over stored messages of bytes + FSM_MSG_COST */
 	uint64_t now;
 	uint32_t next_queue_id;
 	uint64_t next_consumer_id;
@@ -331,11 +372,32 @@ struct fsm {
 	struct fsm_heap_ent *heap;
 	uint32_t heap_n, heap_cap;
 	struct fsm_vec dirty; /* queues to run assignment for */
-	/* Per-apply context. */
+	/* Per-apply context. `sink` always has an effect callback during
+	 * apply, so that apply takes the same path on every replica whatever
+	 * its caller passed; `user_sink` is what the caller passed. */
 	const struct fsm_sink *sink;
+	const struct fsm_sink *user_sink;
 	/* Scratch for decoding headers of a delivered message. */
 	struct fsm_header *hscratch;
 	uint32_t hscratch_cap;
+	/* Replicated configuration and divergence detector (in snapshots). */
+	uint8_t config_set; /* FSM_CMD_CONFIG applied at least once */
+	uint64_t applied;   /* commands applied */
+	uint64_t digest;    /* running digest (fsm_digest) */
+	/* Node-local: not in snapshots; a restore keeps them (the ring is
+	 * emptied, the configuration version bumped). */
+	uint64_t config_version;
+	uint8_t diverged, failed;
+	uint64_t fail_at;   /* fsm_test_fail_alloc: allocations until failure */
+	uint64_t fail_hits; /* allocations the injector failed */
+	struct fsm_check_ent *ring; /* FSM_CHECK_RING (applied, digest) at
+	                               the end of each entry; not charged */
+	uint32_t ring_n, ring_next;
+};
+
+#define FSM_CHECK_RING 4096
+struct fsm_check_ent {
+	uint64_t applied, digest;
 };
 
 /* ---- fsm.c */
@@ -409,8 +471,13 @@ void fsm_rq_push(struct fsm *f, struct fsm_queue *q, uint64_t seq);
 struct fsm_msg *fsm_queue_next_ready(struct fsm *f, struct fsm_queue *q);
 /* Marks m as handed out (advances the cursor or pops the requeue heap). */
 void fsm_queue_take(struct fsm_queue *q, struct fsm_msg *m);
-/* Whether q accepts one more message of that size: FSM_OK or FSM_EFULL. */
-int fsm_queue_admit(const struct fsm_queue *q, uint32_t payload_len);
+/* Whether q accepts one more message of that size (fsm_msg_bytes): FSM_OK
+ * or FSM_EFULL. */
+int fsm_queue_admit(const struct fsm_queue *q, uint64_t bytes);
+/* fsm_msg_bytes() of the message fsm_msg_build() would make of `in` (with
+ * `extra` headers). */
+uint64_t fsm_msg_in_bytes(const struct fsm_msg_in *in,
+                          const struct fsm_header *extra, uint32_t n_extra);
 /* Reserves room in q (seq index) and in the timer heap for one message. */
 int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q);
 /* Allocates a message (with `extra` headers appended to those of `in`)
@@ -471,6 +538,12 @@ uint64_t fsm_session_hash(const void *e);
 struct fsm_consumer *fsm_consumer_find(const struct fsm *f, uint64_t id);
 struct fsm_session *fsm_session_get(struct fsm *f, uint64_t id, int create);
 void fsm_session_maybe_free(struct fsm *f, struct fsm_session *s);
+/* Re-evaluates every session's `blocked` against cfg.session_window; to be
+ * called after every change of the configuration (a larger window resumes
+ * assignment, a smaller one stops it). */
+void fsm_sessions_rewindow(struct fsm *f);
+/* Checks a session (window, owners); 0 when it holds. */
+int fsm_session_check(const struct fsm *f, const struct fsm_session *s);
 void fsm_assign(struct fsm *f, struct fsm_queue *q);
 /* Hands m to an owner (consumer or get). Returns 0 or FSM_ENOMEM. */
 int fsm_deliver(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,

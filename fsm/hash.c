@@ -5,12 +5,49 @@
 
 #include "fsm/fsm_int.h"
 
+/* The fault injector: whether this allocation must fail. */
+static int inject_failure(struct fsm *f)
+{
+	if (f->fail_at == 0)
+		return 0;
+	if (f->fail_at == 1) {
+		f->fail_hits++;
+		return 1;
+	}
+	f->fail_at--;
+	return 0;
+}
+
+void fsm_test_fail_alloc(struct fsm *f, uint64_t after)
+{
+	f->fail_at = after;
+}
+
+void fsm_alloc_failed(struct fsm *f)
+{
+	f->failed = 1;
+}
+
+/* Every allocation of the state goes through here, so a failure anywhere
+ * (including those that apply swallows, such as fsm_mark_dirty's) marks
+ * the replica failed: it may now differ from the others. */
 void *fsm_mem_alloc(struct fsm *f, size_t size)
 {
-	void *p = malloc(size ? size : 1);
+	void *p = inject_failure(f) ? NULL : malloc(size ? size : 1);
 
 	if (p != NULL)
 		f->mem += size + FSM_MALLOC_OVERHEAD;
+	else
+		f->failed = 1;
+	return p;
+}
+
+void *fsm_tmp_alloc(struct fsm *f, size_t size)
+{
+	void *p = inject_failure(f) ? NULL : malloc(size ? size : 1);
+
+	if (p == NULL)
+		f->failed = 1;
 	return p;
 }
 
@@ -91,6 +128,14 @@ uint64_t fsm_checksum(const void *buf, size_t n)
 	for (; i < n; i++)
 		r = lane(r, p[i]);
 	return fsm_hash_u64(r ^ (uint64_t)n);
+}
+
+/* For a fixed digest, distinct values give distinct results (both steps
+ * are bijections), and the order of the values matters. */
+uint64_t fsm_digest_mix(uint64_t d, uint64_t v)
+{
+	return fsm_hash_u64((d * 0x9e3779b97f4a7c15ull) ^
+	                    (v + 0x632be59bd9b4e019ull));
 }
 
 uint64_t fsm_hash_u64(uint64_t v)

@@ -305,7 +305,7 @@ void fsm_q_account(struct fsm_queue *q, const struct fsm_msg *m, int sign)
 	switch (m->state) {
 	case FSM_MS_READY:
 		q->n_ready += one;
-		q->ready_bytes += one * m->payload_len;
+		q->ready_bytes += one * fsm_msg_bytes(m);
 		break;
 	case FSM_MS_DELAYED:
 		q->n_delayed += one;
@@ -502,7 +502,8 @@ void fsm_msg_remove(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m)
 		fsm_mem_free(f, a, sizeof(*a));
 	}
 	fsm_q_account(q, m, -1);
-	q->bytes -= m->payload_len;
+	q->bytes -= fsm_msg_bytes(m);
+	f->stored -= fsm_msg_bytes(m) + FSM_MSG_COST;
 	if (m->dd && !dd_expired(f, q, m->timestamp)) {
 		msg_bury(f, q, m);
 		return;
@@ -597,7 +598,7 @@ void fsm_queue_take(struct fsm_queue *q, struct fsm_msg *m)
 
 /* ---- Admission, overflow and enqueue. */
 
-int fsm_queue_admit(const struct fsm_queue *q, uint32_t payload_len)
+int fsm_queue_admit(const struct fsm_queue *q, uint64_t len)
 {
 	uint64_t n = q->n_ready + q->n_delayed + q->n_flight;
 	uint64_t bytes = q->bytes;
@@ -607,10 +608,18 @@ int fsm_queue_admit(const struct fsm_queue *q, uint32_t payload_len)
 		n -= q->n_ready;
 		bytes -= q->ready_bytes;
 	}
-	if (n + 1 > q->opts.max_length ||
-	    bytes + payload_len > q->opts.max_bytes)
+	if (n + 1 > q->opts.max_length || bytes + len > q->opts.max_bytes)
 		return FSM_EFULL;
 	return FSM_OK;
+}
+
+uint64_t fsm_msg_in_bytes(const struct fsm_msg_in *in,
+                          const struct fsm_header *extra, uint32_t n_extra)
+{
+	uint64_t props = fsm_props_size(in, extra, n_extra);
+
+	return (in->id_len ? 2 + (uint64_t)in->id_len : 0) +
+	       (props ? 4 + props : 0) + in->payload_len;
 }
 
 int fsm_queue_reserve(struct fsm *f, struct fsm_queue *q)
@@ -669,7 +678,7 @@ void fsm_msg_discard(struct fsm *f, struct fsm_msg *m, struct fsm_aux *a)
 	fsm_mem_free(f, m, fsm_msg_size(m));
 }
 
-static void drop_head(struct fsm *f, struct fsm_queue *q, uint32_t len)
+static void drop_head(struct fsm *f, struct fsm_queue *q, uint64_t len)
 {
 	while (q->n_ready + q->n_delayed + q->n_flight + 1 >
 	           q->opts.max_length ||
@@ -688,7 +697,7 @@ void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
                       struct fsm_aux *a, int dedup)
 {
 	if (q->opts.overflow == FSM_OVERFLOW_DROP_HEAD)
-		drop_head(f, q, m->payload_len);
+		drop_head(f, q, fsm_msg_bytes(m));
 	m->seq = ++q->last_seq;
 	m->timestamp = f->now;
 	m->state = a != NULL && a->due != 0 ? FSM_MS_DELAYED : FSM_MS_READY;
@@ -699,7 +708,8 @@ void fsm_queue_commit(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
 		fsm_seq_put(&q->idx, m->seq, (uintptr_t)m);
 	}
 	fsm_q_account(q, m, 1);
-	q->bytes += m->payload_len;
+	q->bytes += fsm_msg_bytes(m);
+	f->stored += fsm_msg_bytes(m) + FSM_MSG_COST;
 	q->published++;
 	if (a != NULL)
 		fsm_timer_update(f, a);
@@ -734,7 +744,8 @@ void fsm_queue_insert_raw(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
 		return;
 	}
 	fsm_q_account(q, m, 1);
-	q->bytes += m->payload_len;
+	q->bytes += fsm_msg_bytes(m);
+	f->stored += fsm_msg_bytes(m) + FSM_MSG_COST;
 	if (m->state == FSM_MS_READY && m->seq < q->cursor)
 		fsm_rq_push(f, q, m->seq);
 	if (a != NULL)
@@ -824,6 +835,7 @@ void fsm_queue_destroy(struct fsm *f, struct fsm_queue *q, int emit)
 		}
 		fsm_mem_free(f, m, fsm_msg_size(m));
 	}
+	f->stored -= q->bytes + FSM_MSG_COST * fsm_queue_count(q);
 	fsm_seq_free(f, &q->idx);
 	fsm_dd_free(f, &q->dedup);
 	fsm_vec_free(f, &q->consumers);
@@ -909,11 +921,15 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 	struct fsm_aux *av_s[8], **av = av_s;
 	uint64_t dup_s[8], *dup = dup_s;
 	uint32_t n = 0, i, h = 0;
+	uint64_t bytes, cost = 0;
 	int rc = FSM_OK, use_dedup;
 
-	if (c->u.publish.topic_len > f->cfg.max_name || in->id_len > 65535)
+	if (c->u.publish.topic_len > f->cfg.max_name || in->id_len > 65535 ||
+	    in->n_headers > f->cfg.max_headers)
 		return FSM_EINVAL;
-	if (in->payload_len > f->cfg.max_payload)
+	/* The whole message counts (max_payload, max_bytes, windows). */
+	bytes = fsm_msg_in_bytes(in, NULL, 0);
+	if (bytes > f->cfg.max_payload)
 		return FSM_ETOOBIG;
 	use_dedup = in->id_len > 0 && f->cfg.max_dedup_entries > 0;
 	if (use_dedup)
@@ -958,9 +974,16 @@ int fsm_cmd_publish(struct fsm *f, const struct fsm_cmd *c,
 		    use_dedup ? dedup_find(f, tg[i], in->id, in->id_len, h) : 0;
 		if (dup[i] != 0)
 			continue;
-		rc = fsm_queue_admit(tg[i], in->payload_len);
+		rc = fsm_queue_admit(tg[i], bytes);
 		if (rc != FSM_OK)
 			goto out;
+		cost += bytes + FSM_MSG_COST;
+	}
+	/* The state's bound: every copy, before anything changes. */
+	if (cost > 0 && (f->stored > f->cfg.max_memory ||
+	                 cost > f->cfg.max_memory - f->stored)) {
+		rc = FSM_ECLUSTERFULL;
+		goto out;
 	}
 	/* Allocate. */
 	if (fsm_timer_reserve(f, n) != 0)
@@ -1103,6 +1126,11 @@ static int check_slot(const struct fsm *f, const struct fsm_queue *q,
 	CHECK((m->state == FSM_MS_FLIGHT) == (a->owner != NULL));
 	CHECK(a->owner == NULL || (a->owner_slot < a->owner->flights.n &&
 	                           a->owner->flights.v[a->owner_slot] == a));
+	/* Each session is checked once: with its first consumer, or (no
+	 * consumers) from the first message in its gets. */
+	if (a->owner != NULL && a->owner->consumer == 0 && a->owner_slot == 0 &&
+	    a->owner->s->consumers.n == 0)
+		CHECK(fsm_session_check(f, a->owner->s) == 0);
 	if (fsm_aux_key(a) == 0)
 		CHECK(!fsm_timer_armed(a));
 	else if (a->heap_idx != FSM_NOIDX)
@@ -1142,9 +1170,10 @@ int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q)
 		fifo += fsm_slot_aux(v) != NULL && fsm_slot_aux(v)->fifo;
 		n[m->state]++;
 		dd += m->dd;
-		bytes += m->payload_len;
+		if (m->state != FSM_MS_GONE)
+			bytes += fsm_msg_bytes(m);
 		if (m->state == FSM_MS_READY)
-			rbytes += m->payload_len;
+			rbytes += fsm_msg_bytes(m);
 	}
 	free(rq);
 	CHECK(rc == 0);
@@ -1154,13 +1183,17 @@ int fsm_queue_check(const struct fsm *f, const struct fsm_queue *q)
 	CHECK(bytes == q->bytes && rbytes == q->ready_bytes);
 	CHECK(dd == q->dedup.count);
 	CHECK(fifo == nfifo);
-	CHECK(dd <= f->cfg.max_dedup_entries || f->cfg.max_dedup_entries == 0);
+	CHECK(dd <
+	      FSM_DD_SPAN); /* a lowered max_dedup_entries may leave more */
 	cnt = 0;
 	for (i = 0; i < q->consumers.n; i++) {
 		const struct fsm_consumer *c = q->consumers.v[i];
 
-		cnt += c->owner.flights.n < c->prefetch;
+		cnt += c->owner.flights.n < c->prefetch && !c->owner.s->blocked;
 		CHECK(c->q == q);
+		if (c->owner.s->consumers.n > 0 &&
+		    c->owner.s->consumers.v[0] == c)
+			CHECK(fsm_session_check(f, c->owner.s) == 0);
 		CHECK(i == 0 ||
 		      ((const struct fsm_consumer *)q->consumers.v[i - 1])->id <
 		          c->id);

@@ -9,10 +9,21 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 	return a + b < a ? UINT64_MAX : a + b;
 }
 
+static int is_death_header(const struct fsm_header *h)
+{
+	return (h->key_len == 14 &&
+	        memcmp(h->key, "x-death-reason", 14) == 0) ||
+	       (h->key_len == 13 && memcmp(h->key, "x-death-queue", 13) == 0);
+}
+
 /* Copies m into the dead-letter queue of q (if there is one and it takes
  * it) with the reason and the origin in its headers, then removes m. The
  * copy is built before m goes and committed after, so that a queue that is
- * its own dead-letter queue never drops the message being moved. */
+ * its own dead-letter queue never drops the message being moved. The two
+ * headers replace those of an earlier dead-lettering, so that a copy has
+ * at most max_headers + FSM_DLQ_HEADERS headers however often it moves.
+ * Neither max_payload nor max_memory refuses the copy (it frees as much as
+ * it takes); the dead-letter queue's own limits do. */
 void fsm_msg_deadletter(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
                         const char *reason)
 {
@@ -27,16 +38,25 @@ void fsm_msg_deadletter(struct fsm *f, struct fsm_queue *q, struct fsm_msg *m,
 		q->dead_lettered++;
 	if (q->dlq_len > 0)
 		dl = fsm_queue_find(f, q->opts.dlq, q->dlq_len);
-	if (dl != NULL && fsm_queue_admit(dl, m->payload_len) == FSM_OK &&
-	    fsm_queue_reserve(f, dl) == 0 && fsm_msg_view(f, m, &v) == 0) {
+	if (dl != NULL && fsm_msg_view(f, m, &v) == 0) {
 		struct fsm_header extra[2] = {
 		    {"x-death-reason", 14, reason, (uint32_t)strlen(reason)},
 		    {"x-death-queue", 13, q->name, q->name_len},
 		};
+		struct fsm_header *h = f->hscratch;
+		uint32_t i, k = 0;
 
+		/* v.m.headers is f's scratch: filter it in place. */
+		for (i = 0; i < v.m.n_headers; i++)
+			if (!is_death_header(&h[i]))
+				h[k++] = h[i];
+		v.m.n_headers = k;
 		v.m.ttl = 0;
 		v.m.delay = 0;
-		nm = fsm_msg_build(f, dl, &v.m, extra, 2, &na);
+		if (fsm_queue_admit(dl, fsm_msg_in_bytes(&v.m, extra, 2)) ==
+		        FSM_OK &&
+		    fsm_queue_reserve(f, dl) == 0)
+			nm = fsm_msg_build(f, dl, &v.m, extra, 2, &na);
 	}
 	fsm_msg_remove(f, q, m);
 	if (nm != NULL)
@@ -83,25 +103,27 @@ int fsm_cmd_settle(struct fsm *f, const struct fsm_cmd *c, struct fsm_result *r)
 	m = fsm_msg_find(q, c->u.settle.seq);
 	if (m == NULL || m->delivery_count == 0)
 		return FSM_ENOMSG;
-	switch (c->type) {
-	case FSM_CMD_ACK:
+	if (c->type == FSM_CMD_ACK) {
 		q->acked++;
 		fsm_msg_remove(f, q, m);
 		return FSM_OK;
+	}
+	/* NACK and EXTEND act on a delivery: the message must be in flight
+	 * to the command's session (a stale session's delivery was given to
+	 * someone else since). */
+	a = m->state == FSM_MS_FLIGHT ? fsm_msg_aux(q, m) : NULL;
+	if (a == NULL || a->owner == NULL || a->owner->session != c->session)
+		return FSM_ENOMSG;
+	switch (c->type) {
 	case FSM_CMD_NACK:
-		if (m->state != FSM_MS_FLIGHT)
-			return FSM_ENOMSG;
 		if (c->u.settle.mode == FSM_NACK_REQUEUE)
 			fsm_msg_requeue(f, q, m);
 		else
 			fsm_msg_deadletter(f, q, m, "nack");
 		return FSM_OK;
 	default:
-		if (m->state != FSM_MS_FLIGHT)
-			return FSM_ENOMSG;
 		timeout = c->u.settle.timeout ? c->u.settle.timeout
 		                              : q->opts.ack_timeout;
-		a = fsm_msg_aux(q, m);
 		a->due = add_sat(f->now, timeout);
 		fsm_timer_update(f, a);
 		return FSM_OK;

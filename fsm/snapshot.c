@@ -9,16 +9,25 @@
 #include "fsm/fsm_int.h"
 
 #define SNAP_MAGIC "raftmq-fsm"
-/* Version 3: version 2 followed by a 16-byte trailer, SNAP_TRAILER and the
+/* Version 4: element 2 (the configuration) becomes [config, config_set,
+ * applied, digest], config being a map of every field of struct fsm_config
+ * by name (bin key -> uint; a name this code does not know is refused, a
+ * missing one takes its default, so a new field needs no new version).
+ * Versions 1-3 stored the 10 first fields as an array: they restore with
+ * config_set = 1 (they stored a configuration), applied and digest 0.
+ * Version 3: version 2 followed by a 16-byte trailer, SNAP_TRAILER and the
  * little-endian fsm_checksum() of every byte before it. raft 0.22.1 checks
  * only the snapshot's metadata file, so without it a bit flipped on disk
  * inside a message would be restored silently.
  * Version 2: tombstones and the dedup mark travel with the messages.
  * Restore still reads versions 2 and 1 (dedup entries in a list of their
  * own), which carry no trailer. */
-#define SNAP_VERSION     3
+#define SNAP_VERSION     4
 #define SNAP_TRAILER     "rmqsum01"
 #define SNAP_TRAILER_LEN 16
+
+/* Room for the configuration's fields (fsm_config_to_kv). */
+#define SNAP_CONFIG_MAX 64
 
 static void pack_bin(msgpack_packer *pk, const char *s, uint32_t n)
 {
@@ -102,7 +111,8 @@ int fsm_snapshot(const struct fsm *f, void **buf, size_t *len)
 	struct fsm_queue **qv = NULL;
 	struct fsm_topic **tv = NULL;
 	struct fsm_consumer **cv = NULL;
-	uint32_t nq = 0, nt = 0, nc = 0, i, j;
+	uint32_t nq = 0, nt = 0, nc = 0, nk, i, j;
+	struct fsm_config_kv kv[SNAP_CONFIG_MAX];
 	int rc = FSM_ENOMEM;
 
 	msgpack_sbuffer_init(&sb);
@@ -120,17 +130,18 @@ int fsm_snapshot(const struct fsm *f, void **buf, size_t *len)
 	msgpack_pack_array(&pk, 9);
 	pack_bin(&pk, SNAP_MAGIC, sizeof(SNAP_MAGIC) - 1);
 	msgpack_pack_uint32(&pk, SNAP_VERSION);
-	msgpack_pack_array(&pk, 10);
-	msgpack_pack_uint32(&pk, c->max_payload);
-	msgpack_pack_uint32(&pk, c->max_name);
-	msgpack_pack_uint32(&pk, c->max_queues);
-	msgpack_pack_uint32(&pk, c->max_consumers);
-	msgpack_pack_uint64(&pk, c->default_ack_timeout);
-	msgpack_pack_uint64(&pk, c->default_max_length);
-	msgpack_pack_uint64(&pk, c->default_max_bytes);
-	msgpack_pack_uint64(&pk, c->default_dedup_window);
-	msgpack_pack_uint32(&pk, c->max_dedup_entries);
-	msgpack_pack_uint32(&pk, c->max_get);
+	msgpack_pack_array(&pk, 4);
+	nk = fsm_config_to_kv(c, kv, SNAP_CONFIG_MAX);
+	if (nk > SNAP_CONFIG_MAX)
+		goto out;
+	msgpack_pack_map(&pk, nk);
+	for (i = 0; i < nk; i++) {
+		pack_bin(&pk, kv[i].key, kv[i].key_len);
+		msgpack_pack_uint64(&pk, kv[i].value);
+	}
+	msgpack_pack_uint8(&pk, f->config_set);
+	msgpack_pack_uint64(&pk, f->applied);
+	msgpack_pack_uint64(&pk, f->digest);
 	msgpack_pack_uint64(&pk, f->now);
 	msgpack_pack_uint32(&pk, f->next_queue_id);
 	msgpack_pack_uint64(&pk, f->next_consumer_id);
@@ -257,6 +268,9 @@ static int restore_queue(struct fsm *f, const msgpack_object *o, uint32_t ver)
 	memset(&op, 0, sizeof(op));
 	T(a != NULL && u32(&a[0], &id) == 0 &&
 	  bin(&a[1], &name, &name_len) == 0);
+	/* Limits are those of the restore configuration (fsm_restore): the
+	 * hard bounds, as a state may exceed a limit lowered after it was
+	 * built. */
 	T(id > 0 && id <= f->next_queue_id && fsm_name_ok(f, name, name_len));
 	T(fsm_queue_find(f, name, name_len) == NULL &&
 	  fsm_queue_by_id(f, id) == NULL);
@@ -272,7 +286,6 @@ static int restore_queue(struct fsm *f, const msgpack_object *o, uint32_t ver)
 	  op.overflow <= 1 && op.exclusive <= 1 && op.auto_delete <= 1 &&
 	  dlq_len <= f->cfg.max_name);
 	op.dlq = dlq;
-	T(f->queues.count < f->cfg.max_queues);
 	q = fsm_queue_create(f, id, name, name_len, &op, dlq_len);
 	if (q == NULL)
 		return FSM_ENOMEM;
@@ -332,7 +345,7 @@ static int read_dedup_v1(const msgpack_object *o, struct snap_msg *sm)
 
 struct restore_ctx {
 	uint64_t prev, prev_time;
-	uint32_t nd;
+	uint64_t nd;
 };
 
 static int restore_msg(struct fsm *f, struct fsm_queue *q,
@@ -352,7 +365,7 @@ static int restore_msg(struct fsm *f, struct fsm_queue *q,
 	if (sm->dd) {
 		T(sm->idl > 0 && sm->ts >= rc->prev_time && sm->ts <= f->now &&
 		  q->last_seq - sm->seq < FSM_DD_SPAN);
-		T(++rc->nd <= f->cfg.max_dedup_entries);
+		T(++rc->nd <= FSM_DD_SPAN - 1);
 		T(fsm_dedup_lookup(q, sm->id, sm->idl,
 		                   fsm_dd_hash(sm->id, sm->idl)) == 0);
 		rc->prev_time = sm->ts;
@@ -488,7 +501,6 @@ static int restore_into(struct fsm *f, const msgpack_object *root)
 		q = fsm_queue_by_id(f, qid);
 		T(q != NULL && pf > 0 && id > 0 && id <= f->next_consumer_id);
 		T(fsm_consumer_find(f, id) == NULL);
-		T(f->consumers.count < f->cfg.max_consumers);
 		T(q->consumers.n == 0 ||
 		  ((struct fsm_consumer *)q->consumers.v[q->consumers.n - 1])
 		          ->id < id);
@@ -679,6 +691,64 @@ static int skim(const unsigned char *p, size_t len)
 	return pos == len ? 0 : -1;
 }
 
+static int config_from(const msgpack_object *o, struct fsm_config *c);
+
+/* The configuration, config_set, applied and digest of a snapshot of
+ * version `ver`; fields a snapshot does not name keep their defaults. */
+struct snap_head {
+	struct fsm_config cfg;
+	uint8_t config_set;
+	uint64_t applied, digest;
+};
+
+static int config_map(const msgpack_object *o, struct fsm_config *c)
+{
+	uint32_t i, j;
+	struct fsm_config_kv kv[SNAP_CONFIG_MAX];
+	uint32_t nk = fsm_config_to_kv(c, kv, SNAP_CONFIG_MAX);
+
+	if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size > nk ||
+	    nk > SNAP_CONFIG_MAX)
+		return -1;
+	for (i = 0; i < o->via.map.size; i++) {
+		const msgpack_object_kv *e = &o->via.map.ptr[i];
+		const char *key;
+		uint32_t kl;
+		uint64_t v;
+
+		if (bin(&e->key, &key, &kl) != 0 || u64(&e->val, &v) != 0 ||
+		    fsm_config_set_kv(c, key, kl, v) != 0)
+			return -1;
+		for (j = 0; j < i; j++) {
+			const msgpack_object *k = &o->via.map.ptr[j].key;
+
+			if (k->via.bin.size == kl &&
+			    memcmp(k->via.bin.ptr, key, kl) == 0)
+				return -1; /* named twice */
+		}
+	}
+	return 0;
+}
+
+static int head_from(const msgpack_object *o, uint32_t ver, struct snap_head *h)
+{
+	const msgpack_object *a;
+
+	fsm_config_default(&h->cfg);
+	if (ver >= 4) {
+		a = arr(o, 4);
+		return a == NULL || config_map(&a[0], &h->cfg) != 0 ||
+		               u8(&a[1], &h->config_set) != 0 ||
+		               h->config_set > 1 || u64(&a[2], &h->applied) ||
+		               u64(&a[3], &h->digest)
+		           ? -1
+		           : 0;
+	}
+	h->config_set = 1;
+	h->applied = h->digest = 0;
+	return config_from(o, &h->cfg);
+}
+
 static int config_from(const msgpack_object *o, struct fsm_config *c)
 {
 	const msgpack_object *a = arr(o, 10);
@@ -722,12 +792,31 @@ static bool trailer_fits_version(const msgpack_object *root, bool trailer)
 	return (v->via.u64 >= 3) == trailer;
 }
 
+/* The configuration a state is rebuilt under: the stored one with every
+ * limit that restore checks raised to its hard bound. Lowering a limit
+ * never touches existing state, so a valid state may exceed the limits
+ * in force (more queues than max_queues, longer names than max_name, more
+ * dedup entries than max_dedup_entries, ...). */
+static void restore_config(struct fsm_config *c)
+{
+	c->max_name = 65535;
+	c->max_queues = UINT32_MAX;
+	c->max_consumers = UINT32_MAX;
+	c->max_dedup_entries = UINT32_MAX;
+	c->max_session_consumers = UINT32_MAX;
+	c->max_headers = 1024 - FSM_DLQ_HEADERS;
+	c->max_memory = UINT64_MAX;
+}
+
 int fsm_restore(struct fsm *f, const void *buf, size_t len)
 {
 	msgpack_unpacked up;
 	size_t off = 0, body;
-	struct fsm_config cfg;
+	struct snap_head head;
+	struct fsm_config relaxed;
 	struct fsm *nf = NULL, tmp;
+	struct fsm_check_ent *ring;
+	uint32_t ver;
 	int rc = FSM_EMALFORMED;
 
 	msgpack_unpacked_init(&up);
@@ -741,18 +830,41 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
 		goto out;
 	if (up.data.type != MSGPACK_OBJECT_ARRAY ||
 	    up.data.via.array.size != 9 ||
-	    config_from(&up.data.via.array.ptr[2], &cfg) != 0)
+	    u32(&up.data.via.array.ptr[1], &ver) != 0 ||
+	    head_from(&up.data.via.array.ptr[2], ver, &head) != 0 ||
+	    !fsm_config_valid(&head.cfg))
 		goto out;
-	nf = fsm_new(&cfg);
-	if (nf == NULL)
+	relaxed = head.cfg;
+	restore_config(&relaxed);
+	nf = fsm_new(&relaxed);
+	if (nf == NULL) {
+		rc = FSM_ENOMEM;
 		goto out;
+	}
 	rc = restore_into(nf, &up.data);
 	if (rc != 0)
 		goto out;
-	/* Swap the contents: nothing points into struct fsm itself. */
+	nf->cfg = head.cfg;
+	nf->config_set = head.config_set;
+	nf->applied = head.applied;
+	nf->digest = head.digest;
+	/* Swap the contents: nothing points into struct fsm itself. What is
+	 * node-local stays: the divergence and failure flags, the fault
+	 * injector, and the CHECK ring, emptied (its digests describe a
+	 * history this state may not share). The configuration version
+	 * moves, so that a node polling it sees the restored values. */
 	tmp = *f;
 	*f = *nf;
 	*nf = tmp;
+	ring = f->ring;
+	f->ring = nf->ring;
+	nf->ring = ring;
+	f->ring_n = f->ring_next = 0;
+	f->config_version = nf->config_version + 1;
+	f->diverged = nf->diverged;
+	f->failed = nf->failed;
+	f->fail_at = nf->fail_at;
+	f->fail_hits = nf->fail_hits;
 out:
 	fsm_free(nf);
 	msgpack_unpacked_destroy(&up);

@@ -52,6 +52,7 @@ static void assert_cmd_eq(const struct fsm_cmd *a, const struct fsm_cmd *b)
 
 	assert_int_equal(a->type, b->type);
 	assert_true(a->time == b->time);
+	assert_true(a->wall == b->wall);
 	assert_true(a->session == b->session);
 	assert_true(a->req_id == b->req_id);
 	switch (a->type) {
@@ -146,6 +147,22 @@ static void assert_cmd_eq(const struct fsm_cmd *a, const struct fsm_cmd *b)
 		assert_true(a->u.leader_elected.node ==
 		            b->u.leader_elected.node);
 		break;
+	case FSM_CMD_CONFIG:
+		assert_int_equal(a->u.config.bootstrap, b->u.config.bootstrap);
+		assert_int_equal(a->u.config.n_kv, b->u.config.n_kv);
+		for (i = 0; i < a->u.config.n_kv; i++) {
+			const struct fsm_config_kv *x = &a->u.config.kv[i];
+			const struct fsm_config_kv *y = &b->u.config.kv[i];
+
+			assert_true(
+			    bytes_eq(x->key, x->key_len, y->key, y->key_len));
+			assert_true(x->value == y->value);
+		}
+		break;
+	case FSM_CMD_CHECK:
+		assert_true(a->u.check.applied == b->u.check.applied);
+		assert_true(a->u.check.digest == b->u.check.digest);
+		break;
 	default:
 		break;
 	}
@@ -161,6 +178,12 @@ static const struct fsm_header full_headers[] = {
 
 static const char long_payload[300] = {1, 2, 3, 0, 5};
 
+static const struct fsm_config_kv full_kv[] = {
+    {S("max_payload"), 4000},
+    {S("max_memory"), 1ull << 40},
+    {S(""), 0},
+};
+
 /* Fills `c` with command `type`, every field set to a non-default value
  * (`full`) or left at zero/empty. `v` varies the integers. */
 static void make_cmd(struct fsm_cmd *c, unsigned type, int full, uint64_t v)
@@ -171,6 +194,7 @@ static void make_cmd(struct fsm_cmd *c, unsigned type, int full, uint64_t v)
 		return;
 	}
 	c->time = 1700000000000ull + v;
+	c->wall = 1800000000000ull + 3 * v;
 	c->session = 0xfedcba9876543210ull ^ v;
 	c->req_id = 200 + v;
 	switch (type) {
@@ -265,6 +289,15 @@ static void make_cmd(struct fsm_cmd *c, unsigned type, int full, uint64_t v)
 	case FSM_CMD_LEADER_ELECTED:
 		c->u.leader_elected.term = 3;
 		c->u.leader_elected.node = 0xffffffffull;
+		break;
+	case FSM_CMD_CONFIG:
+		c->u.config.bootstrap = 1;
+		c->u.config.kv = full_kv;
+		c->u.config.n_kv = 3;
+		break;
+	case FSM_CMD_CHECK:
+		c->u.check.applied = 1ull << 40;
+		c->u.check.digest = UINT64_MAX - v;
 		break;
 	default:
 		break;
@@ -610,8 +643,8 @@ static void test_encode_invalid(void **state)
 /* Each command is one standard msgpack array, as msgpack-c reads it. */
 static void test_msgpack_compatible(void **state)
 {
-	static const unsigned sizes[FSM_CMD_MAX] = {0, 16, 6, 6, 6, 6, 7, 7, 14,
-	                                            6, 5,  7, 8, 8, 8, 4, 5, 6};
+	static const unsigned sizes[FSM_CMD_MAX] = {
+	    0, 17, 7, 7, 7, 7, 8, 8, 15, 7, 6, 8, 9, 9, 9, 5, 6, 7, 7, 7};
 	struct fsm_batch b;
 	struct fsm_cmd c;
 	msgpack_unpacked u;
@@ -637,9 +670,19 @@ static void test_msgpack_compatible(void **state)
 		if (t == FSM_CMD_PUBLISH) {
 			msgpack_object *o = u.data.via.array.ptr;
 
-			assert_int_equal(o[10].type, MSGPACK_OBJECT_MAP);
-			assert_int_equal(o[10].via.map.size, 3);
-			assert_int_equal(o[11].type, MSGPACK_OBJECT_BIN);
+			assert_int_equal(o[11].type, MSGPACK_OBJECT_MAP);
+			assert_int_equal(o[11].via.map.size, 3);
+			assert_int_equal(o[12].type, MSGPACK_OBJECT_BIN);
+		}
+		if (t == FSM_CMD_CONFIG) {
+			msgpack_object *o = u.data.via.array.ptr;
+
+			assert_int_equal(o[2].via.u64,
+			                 1800000000000ull + 3 * t);
+			assert_int_equal(o[6].type, MSGPACK_OBJECT_MAP);
+			assert_int_equal(o[6].via.map.size, 3);
+			assert_int_equal(o[6].via.map.ptr[1].val.via.u64,
+			                 1ull << 40);
 		}
 	}
 	assert_int_equal(off, b.len);
@@ -704,10 +747,11 @@ static void test_msgpack_variants(void **state)
 
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_array(&pk, 6);
+		msgpack_pack_array(&pk, 7);
 		msgpack_pack_uint8(&pk, FSM_CMD_QUEUE_DELETE);
 		/* Non-negative signed ints and wide forms are fine. */
 		msgpack_pack_int64(&pk, variant == 2 ? -1 : 5);
+		msgpack_pack_int32(&pk, 6);
 		msgpack_pack_uint64(&pk, 1);
 		msgpack_pack_int8(&pk, 1);
 		if (variant == 3) {
@@ -765,9 +809,9 @@ static void test_header_count_cap(void **state)
 	for (n = FSM_CODEC_MAX_HEADERS; n <= FSM_CODEC_MAX_HEADERS + 1; n++) {
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_array(&pk, 14);
+		msgpack_pack_array(&pk, 15);
 		msgpack_pack_uint8(&pk, FSM_CMD_PUBLISH);
-		for (i = 0; i < 3; i++) {
+		for (i = 0; i < 4; i++) {
 			msgpack_pack_uint8(&pk, 0);
 		}
 		for (i = 0; i < 6; i++) {
@@ -787,6 +831,145 @@ static void test_header_count_cap(void **state)
 		assert_int_equal(calls, n <= FSM_CODEC_MAX_HEADERS ? 1u : 0u);
 		msgpack_sbuffer_destroy(&sb);
 	}
+}
+
+/* ---- Version 1 entries, CONFIG and CHECK -------------------------------- */
+
+/* An entry written by the codec of before version 2 (no wall clock): a
+ * declare of "q" at time 7000 and a publish of "pay" with id "m" at time
+ * 7777, session 3, request ids 1 and 2. */
+static const unsigned char entry_v1[64] = {
+    0x52, 0x4d, 0x51, 0x42, 0x01, 0x00, 0x00, 0x00, 0x2d, 0x00, 0x00,
+    0x00, 0x02, 0x00, 0x00, 0x00, 0xdc, 0x00, 0x10, 0x01, 0xcd, 0x1b,
+    0x58, 0x03, 0x01, 0xa1, 0x71, 0x00, 0x00, 0xa0, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x9e, 0x08, 0xcd, 0x1e, 0x61, 0x03,
+    0x02, 0xa0, 0xa1, 0x71, 0xa1, 0x6d, 0xa0, 0xa0, 0xa0, 0x80, 0xc4,
+    0x03, 0x70, 0x61, 0x79, 0x00, 0x00, 0x00, 0x00, 0x00,
+};
+
+static int v1_cb(void *data, const struct fsm_cmd *cmd)
+{
+	unsigned *calls = data;
+
+	assert_true(cmd->wall == 0);
+	assert_true(cmd->session == 3);
+	assert_true(cmd->req_id == ++*calls);
+	if (*calls == 1) {
+		assert_int_equal(cmd->type, FSM_CMD_QUEUE_DECLARE);
+		assert_true(cmd->time == 7000);
+		assert_true(bytes_eq(cmd->u.declare.name,
+		                     cmd->u.declare.name_len, "q", 1));
+	} else {
+		assert_int_equal(cmd->type, FSM_CMD_PUBLISH);
+		assert_true(cmd->time == 7777);
+		assert_true(bytes_eq(cmd->u.publish.msg.payload,
+		                     cmd->u.publish.msg.payload_len, "pay", 3));
+		assert_true(bytes_eq(cmd->u.publish.msg.id,
+		                     cmd->u.publish.msg.id_len, "m", 1));
+	}
+	return 0;
+}
+
+static void test_version1_entry(void **state)
+{
+	unsigned calls = 0;
+	unsigned char e[sizeof(entry_v1)];
+
+	(void)state;
+	assert_int_equal(entry_v1[4], 1);
+	assert_int_equal(
+	    fsm_entry_decode(entry_v1, sizeof(entry_v1), v1_cb, &calls), 2);
+	assert_int_equal(calls, 2);
+	/* The same body read as version 2 lacks the wall: malformed. */
+	memcpy(e, entry_v1, sizeof(e));
+	e[4] = 2;
+	assert_int_equal(fsm_entry_decode(e, sizeof(e), NULL, NULL),
+	                 -FSM_EMALFORMED);
+	/* Versions other than 1 and 2 are refused. */
+	e[4] = 3;
+	assert_int_equal(fsm_entry_decode(e, sizeof(e), NULL, NULL),
+	                 -FSM_EMALFORMED);
+	e[4] = 0;
+	assert_int_equal(fsm_entry_decode(e, sizeof(e), NULL, NULL),
+	                 -FSM_EMALFORMED);
+}
+
+/* CONFIG carries at most FSM_CODEC_MAX_CONFIG_KV pairs, both ways. */
+static void test_config_limits(void **state)
+{
+	struct fsm_config_kv kv[FSM_CODEC_MAX_CONFIG_KV + 1];
+	struct fsm_batch b;
+	struct fsm_cmd c;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	unsigned calls;
+	uint32_t i, n;
+
+	(void)state;
+	for (i = 0; i <= FSM_CODEC_MAX_CONFIG_KV; i++) {
+		kv[i].key = "max_get";
+		kv[i].key_len = 7;
+		kv[i].value = i + 1;
+	}
+	fsm_batch_init(&b);
+	memset(&c, 0, sizeof(c));
+	c.type = FSM_CMD_CONFIG;
+	c.u.config.kv = kv;
+	c.u.config.n_kv = FSM_CODEC_MAX_CONFIG_KV;
+	assert_int_equal(fsm_batch_add(&b, &c), 0);
+	round_trip(&c, 1);
+	c.u.config.n_kv = FSM_CODEC_MAX_CONFIG_KV + 1;
+	assert_int_equal(fsm_batch_add(&b, &c), FSM_EINVAL);
+	c.u.config.n_kv = 1;
+	c.u.config.kv = NULL;
+	assert_int_equal(fsm_batch_add(&b, &c), FSM_EINVAL);
+	c.u.config.kv = kv;
+	c.u.config.bootstrap = 2;
+	assert_int_equal(fsm_batch_add(&b, &c), FSM_EINVAL);
+	assert_int_equal(b.count, 1);
+	fsm_batch_close(&b);
+
+	/* The decoder refuses a map one pair too long, and a CONFIG or
+	 * CHECK inside a version 1 entry. */
+	for (n = FSM_CODEC_MAX_CONFIG_KV; n <= FSM_CODEC_MAX_CONFIG_KV + 1;
+	     n++) {
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_array(&pk, 7);
+		msgpack_pack_uint8(&pk, FSM_CMD_CONFIG);
+		for (i = 0; i < 4; i++) {
+			msgpack_pack_uint8(&pk, 0);
+		}
+		msgpack_pack_true(&pk);
+		msgpack_pack_map(&pk, n);
+		for (i = 0; i < n; i++) {
+			msgpack_pack_str(&pk, 1);
+			msgpack_pack_str_body(&pk, "k", 1);
+			msgpack_pack_uint32(&pk, i);
+		}
+		assert_int_equal(
+		    decode_sbuf(&sb, 1, &calls),
+		    n <= FSM_CODEC_MAX_CONFIG_KV ? 1 : -FSM_EMALFORMED);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 6);
+	msgpack_pack_uint8(&pk, FSM_CMD_CHECK);
+	for (i = 0; i < 5; i++) {
+		msgpack_pack_uint8(&pk, 1);
+	}
+	assert_int_equal(decode_sbuf(&sb, 1, &calls), -FSM_EMALFORMED);
+	{
+		size_t len;
+		char *e = wrap(sb.data, sb.size, 1, &len);
+
+		e[4] = 1;
+		assert_int_equal(fsm_entry_decode(e, len, NULL, NULL),
+		                 -FSM_EMALFORMED);
+		free(e);
+	}
+	msgpack_sbuffer_destroy(&sb);
 }
 
 /* ---- Hostile input ------------------------------------------------------ */
@@ -1184,6 +1367,8 @@ int main(void)
 	    cmocka_unit_test(test_msgpack_compatible),
 	    cmocka_unit_test(test_msgpack_variants),
 	    cmocka_unit_test(test_header_count_cap),
+	    cmocka_unit_test(test_version1_entry),
+	    cmocka_unit_test(test_config_limits),
 	    cmocka_unit_test(test_truncations),
 	    cmocka_unit_test(test_header_corruption),
 	    cmocka_unit_test(test_oversize_header),

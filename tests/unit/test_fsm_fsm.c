@@ -239,7 +239,7 @@ static void test_determinism(void **state)
 	struct fsm_batch batch;
 	struct gen g;
 	double secs = 0;
-	uint64_t batches = 0;
+	uint64_t batches = 0, checks = 0;
 	int i;
 
 	(void)state;
@@ -261,6 +261,17 @@ static void test_determinism(void **state)
 		fsm_batch_reset(&batch);
 		if (batches % 50 == 0)
 			gen_declares(&batch);
+		if (batches % 20 == 7) {
+			/* What a leader does: its own (applied, digest)
+			 * between entries, checked by every replica. */
+			struct fsm_cmd ck = cmd_of(FSM_CMD_CHECK);
+
+			ck.time = g.clock;
+			ck.u.check.applied = fsm_applied(a);
+			ck.u.check.digest = fsm_digest(a);
+			assert_int_equal(fsm_batch_add(&batch, &ck), 0);
+			checks++;
+		}
 		for (k = 0; k < n; k++)
 			gen_cmd(&g, &ra, &batch);
 		assert_int_equal(fsm_batch_finish(&batch, &buf, &len), 0);
@@ -302,6 +313,19 @@ static void test_determinism(void **state)
 	assert_int_equal(fsm_check(cf), 0);
 	assert_true(snap_equal(a, bf));
 	assert_true(snap_equal(a, cf));
+	/* The digest is the same on every replica, whether its caller
+	 * listens to effects (a, cf) or not (bf), restored midway or not;
+	 * every CHECK passed. */
+	assert_true(fsm_applied(a) == fsm_applied(bf) &&
+	            fsm_applied(a) == fsm_applied(cf));
+	assert_true(fsm_applied(a) == done);
+	assert_true(fsm_digest(a) == fsm_digest(bf) &&
+	            fsm_digest(a) == fsm_digest(cf));
+	assert_true(checks > 0);
+	assert_int_equal(ra.results[FSM_EDIVERGED], 0);
+	assert_int_equal(fsm_diverged(a) | fsm_diverged(bf) | fsm_diverged(cf),
+	                 0);
+	assert_int_equal(fsm_failed(a) | fsm_failed(bf) | fsm_failed(cf), 0);
 	assert_int_equal(ra.effects, rc.effects);
 	assert_memory_equal(ra.results, rc.results, sizeof(ra.results));
 	printf("determinism: %llu commands in %llu entries, %.0f commands/s "
@@ -533,6 +557,7 @@ static void model_run(uint64_t seed, uint32_t steps)
 			uint64_t s;
 
 			c.u.cancel.consumer = md->c[k].id;
+			c.session = md->c[k].session;
 			rc = apply(f, &c, r);
 			assert_int_equal(rc, md->c[k].live ? FSM_OK
 			                                   : FSM_ENOCONSUMER);
@@ -583,7 +608,9 @@ static void model_run(uint64_t seed, uint32_t steps)
 			} else if (kind == 2) {
 				uint8_t mode = (uint8_t)rnd(&rng, 2);
 
-				rc = settle(f, FSM_CMD_NACK, 1, s, mode, 0, r);
+				rc = settle_as(
+				    f, st == M_FLIGHT ? md->m[s].owner_s : 1,
+				    FSM_CMD_NACK, 1, s, mode, 0, r);
 				if (st == M_FLIGHT) {
 					assert_int_equal(rc, FSM_OK);
 					if (mode == FSM_NACK_DEADLETTER)
@@ -596,7 +623,9 @@ static void model_run(uint64_t seed, uint32_t steps)
 			} else {
 				uint64_t t = 1 + rnd(&rng, 100);
 
-				rc = settle(f, FSM_CMD_EXTEND, 1, s, 0, t, r);
+				rc = settle_as(
+				    f, st == M_FLIGHT ? md->m[s].owner_s : 1,
+				    FSM_CMD_EXTEND, 1, s, 0, t, r);
 				if (st == M_FLIGHT) {
 					assert_int_equal(rc, FSM_OK);
 					md->m[s].deadline = md->now + t;

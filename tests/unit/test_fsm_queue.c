@@ -503,6 +503,177 @@ static void test_seq_holes(void **state)
 	free(r);
 }
 
+/* ---- The whole message counts (issue 10 item 5): max_payload and a
+ * queue's max_bytes see id, properties (with their length prefixes),
+ * headers and payload; stats `bytes` too. */
+static void test_whole_message_limits(void **state)
+{
+	struct fsm_config cfg;
+	struct fsm *f;
+	struct rec *r = rec_new();
+	struct fsm_queue_opts o = {0};
+	struct fsm_header hv[16];
+	struct fsm_msg_in m;
+	char *val = malloc(65536);
+	int pass, i;
+
+	(void)state;
+	assert_non_null(val);
+	memset(val, 'h', 65536);
+	for (i = 0; i < 16; i++) {
+		hv[i].key = "k";
+		hv[i].key_len = 1;
+		hv[i].val = val;
+		hv[i].val_len = 65536;
+	}
+	/* 20 publishes with 1 MiB of headers to a queue of max bytes 1000:
+	 * too big for the default max_payload, and when that is raised,
+	 * the queue is full. */
+	for (pass = 0; pass < 2; pass++) {
+		fsm_config_default(&cfg);
+		if (pass == 1)
+			cfg.max_payload = 4u << 20;
+		f = fsm_new(&cfg);
+		o.max_bytes = 1000;
+		assert_int_equal(declare(f, "q", &o, r), FSM_OK);
+		memset(&m, 0, sizeof(m));
+		m.payload = "x";
+		m.payload_len = 1;
+		m.headers = hv;
+		m.n_headers = 16;
+		for (i = 0; i < 20; i++)
+			assert_int_equal(publish_msg(f, "q", &m, r),
+			                 pass == 0 ? FSM_ETOOBIG : FSM_EFULL);
+		assert_int_equal(qstats(f, "q").published, 0);
+		assert_int_equal(qstats(f, "q").bytes, 0);
+		fsm_free(f);
+	}
+	/* Stats: id "abc" (2 + 3), type "t" (4 + 16 + 1), payload 5. */
+	fsm_config_default(&cfg);
+	cfg.max_payload = 31;
+	f = fsm_new(&cfg);
+	o.max_bytes = 40;
+	assert_int_equal(declare(f, "q", &o, r), FSM_OK);
+	memset(&m, 0, sizeof(m));
+	m.id = "abc";
+	m.id_len = 3;
+	m.type = "t";
+	m.type_len = 1;
+	m.payload = "hello";
+	m.payload_len = 5;
+	assert_int_equal(publish_msg(f, "q", &m, r), FSM_OK);
+	assert_int_equal(qstats(f, "q").bytes, 31);
+	m.id = "abd";
+	assert_int_equal(publish_msg(f, "q", &m, r), FSM_EFULL);
+	m.payload_len = 6; /* one byte over max_payload */
+	assert_int_equal(publish_msg(f, "q", &m, r), FSM_ETOOBIG);
+	/* A header alone can make a message too big. */
+	memset(&m, 0, sizeof(m));
+	hv[0].val_len = 20;
+	m.headers = hv;
+	m.n_headers = 1;
+	assert_int_equal(publish_msg(f, "q", &m, r), FSM_ETOOBIG);
+	/* Leaving frees the whole size. */
+	assert_int_equal(get_msgs(f, "q", 1, 1, 0, 0, r), FSM_OK);
+	assert_int_equal(settle(f, FSM_CMD_ACK, 1, 1, 0, 0, r), FSM_OK);
+	assert_int_equal(qstats(f, "q").bytes, 0);
+	fsm_free(f);
+	free(val);
+	free(r);
+}
+
+static void fill_topic(struct fsm *f, struct rec *r)
+{
+	struct fsm_cmd c = cmd_of(FSM_CMD_TOPIC_DECLARE);
+
+	c.u.topic.name = "t";
+	c.u.topic.name_len = 1;
+	c.u.topic.kind = FSM_TOPIC_FANOUT;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	c = cmd_of(FSM_CMD_BIND);
+	c.u.bind.topic = "t";
+	c.u.bind.topic_len = 1;
+	c.u.bind.queue = "q";
+	c.u.bind.queue_len = 1;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	c.u.bind.queue = "q2";
+	c.u.bind.queue_len = 2;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+}
+
+/* ---- The state's bound (issue 10 item 5): a publish that would take
+ * the state past max_memory gets FSM_ECLUSTERFULL and changes nothing
+ * (every copy of a topic publish, or none); acks give room back;
+ * duplicates and dead-letter moves are not refused. */
+static void test_cluster_full(void **state)
+{
+	struct fsm_config cfg;
+	struct fsm *f;
+	struct rec *r = rec_new();
+	struct fsm_queue_opts o = {0};
+	struct fsm_queue_stats s1, s2;
+	char payload[1001];
+	uint64_t seq;
+	int i, rc = FSM_OK;
+
+	(void)state;
+	memset(payload, 'p', 1000);
+	payload[1000] = 0;
+	fsm_config_default(&cfg);
+	cfg.max_memory = 256 * 1024;
+	f = fsm_new(&cfg);
+	o.dlq = "d";
+	assert_int_equal(declare(f, "q", &o, r), FSM_OK);
+	assert_int_equal(declare(f, "q2", NULL, r), FSM_OK);
+	assert_int_equal(declare(f, "d", NULL, r), FSM_OK);
+	fill_topic(f, r);
+	assert_int_equal(publish(f, "q", "dup", "first", r), FSM_OK);
+	/* Topic publishes (two copies) until full: the failing one changes
+	 * neither queue. */
+	for (i = 0; i < 1000; i++) {
+		s1 = qstats(f, "q");
+		s2 = qstats(f, "q2");
+		rc = publish_full(f, "t", "", "", payload, 0, 0, r);
+		if (rc != FSM_OK)
+			break;
+	}
+	assert_int_equal(rc, FSM_ECLUSTERFULL);
+	assert_true(i > 50);
+	assert_int_equal(qstats(f, "q").published, s1.published);
+	assert_int_equal(qstats(f, "q").bytes, s1.bytes);
+	assert_int_equal(qstats(f, "q2").published, s2.published);
+	/* Then single copies until full. */
+	while ((rc = publish(f, "q", "", payload, r)) == FSM_OK)
+		;
+	assert_int_equal(rc, FSM_ECLUSTERFULL);
+	assert_true(fsm_memory(f) <= cfg.max_memory + 4096);
+	s1 = qstats(f, "q");
+	/* A duplicate allocates nothing: accepted. */
+	assert_int_equal(publish(f, "q", "dup", "first", r), FSM_OK);
+	assert_int_equal(last_res(r)->u.publish.duplicate, 1);
+	/* A dead-letter move is not refused. */
+	r->n_eff = 0;
+	assert_int_equal(get_msgs(f, "q", 1, 1, 0, 0, r), FSM_OK);
+	seq = r->eff[0].seq;
+	assert_int_equal(
+	    settle(f, FSM_CMD_NACK, 1, seq, FSM_NACK_DEADLETTER, 0, r), FSM_OK);
+	assert_int_equal(qstats(f, "d").ready, 1);
+	assert_int_equal(publish(f, "q", "", payload, r), FSM_ECLUSTERFULL);
+	assert_int_equal(qstats(f, "q").published, s1.published);
+	/* Acks free room: publishing works again. */
+	r->n_eff = 0;
+	assert_int_equal(get_msgs(f, "q", 1, 10, 0, 0, r), FSM_OK);
+	assert_int_equal(last_res(r)->u.get.count, 10);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(
+		    settle(f, FSM_CMD_ACK, 1, r->eff[i].seq, 0, 0, r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", payload, r), FSM_OK);
+	assert_int_equal(publish_full(f, "t", "", "", payload, 0, 0, r),
+	                 FSM_OK);
+	fsm_free(f);
+	free(r);
+}
+
 /* Memory per queued message: FSM_MEM_N (default 1,000,000) messages of 100
  * bytes with a 16-byte id, through fsm_apply. */
 static void test_memory(void **state)
@@ -555,6 +726,8 @@ int main(void)
 	    cmocka_unit_test(test_declare),
 	    cmocka_unit_test(test_delete_purge),
 	    cmocka_unit_test(test_publish_limits),
+	    cmocka_unit_test(test_whole_message_limits),
+	    cmocka_unit_test(test_cluster_full),
 	    cmocka_unit_test(test_dedup),
 	    cmocka_unit_test(test_dedup_after_leave),
 	    cmocka_unit_test(test_dedup_model),

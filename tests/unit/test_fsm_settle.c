@@ -1,5 +1,8 @@
 /* test_fsm_settle: ack, nack, extend, redelivery deadlines, max deliveries
  * and dead-lettering. */
+#include <stdio.h>
+
+#include "fsm/codec.h"
 #include "test_fsm_util.h"
 
 static void test_ack_errors(void **state)
@@ -213,6 +216,206 @@ static void test_fifo_order(void **state)
 	free(rg);
 }
 
+/* ---- Owners of a delivery (issue 10 item 9). NACK and EXTEND need the
+ * message in flight to the command's session; ACK takes any session. */
+static void test_nack_extend_owner(void **state)
+{
+	struct fsm *f = fsm_new(NULL);
+	struct rec *r = rec_new();
+	struct fsm_queue_opts o = {0};
+	struct fsm_cmd c;
+
+	(void)state;
+	o.ack_timeout = 100;
+	assert_int_equal(declare(f, "q", &o, r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "a", r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "b", r), FSM_OK);
+	assert_int_equal(publish(f, "q", "", "c", r), FSM_OK);
+	assert_int_equal(get_msgs(f, "q", 1, 1, 0, 0, r), FSM_OK); /* seq 1 */
+	assert_int_equal(consume(f, "q", 2, 1, r), FSM_OK);        /* seq 2 */
+	/* Not theirs: nothing changes. */
+	assert_int_equal(settle_as(f, 2, FSM_CMD_NACK, 1, 1, 0, 0, r),
+	                 FSM_ENOMSG);
+	assert_int_equal(
+	    settle_as(f, 2, FSM_CMD_NACK, 1, 1, FSM_NACK_DEADLETTER, 0, r),
+	    FSM_ENOMSG);
+	assert_int_equal(settle_as(f, 2, FSM_CMD_EXTEND, 1, 1, 0, 5000, r),
+	                 FSM_ENOMSG);
+	assert_int_equal(settle_as(f, 1, FSM_CMD_NACK, 1, 2, 0, 0, r),
+	                 FSM_ENOMSG);
+	assert_int_equal(settle_as(f, 1, FSM_CMD_EXTEND, 1, 2, 0, 5000, r),
+	                 FSM_ENOMSG);
+	assert_int_equal(qstats(f, "q").in_flight, 2);
+	assert_int_equal(qstats(f, "q").dead_lettered, 0);
+	/* Their own. */
+	assert_int_equal(settle_as(f, 2, FSM_CMD_EXTEND, 1, 2, 0, 5000, r),
+	                 FSM_OK);
+	assert_int_equal(settle_as(f, 1, FSM_CMD_NACK, 1, 1, 0, 0, r), FSM_OK);
+	/* Seq 1 goes to session 3: session 1's nack and extend are stale. */
+	assert_int_equal(get_msgs(f, "q", 3, 1, 0, 0, r), FSM_OK);
+	assert_int_equal(r->eff[r->n_eff - 1].seq, 1);
+	assert_int_equal(settle_as(f, 1, FSM_CMD_NACK, 1, 1, 0, 0, r),
+	                 FSM_ENOMSG);
+	assert_int_equal(settle_as(f, 1, FSM_CMD_EXTEND, 1, 1, 0, 5000, r),
+	                 FSM_ENOMSG);
+	/* The deadline of seq 1 (get by 3) was not moved by session 1: it
+	 * fires at 1100, seq 2's (extended by its owner) does not. */
+	assert_int_equal(tick(f, 1100, r), FSM_OK);
+	assert_int_equal(qstats(f, "q").in_flight, 1);
+	/* ACK: any session, as documented. */
+	assert_int_equal(settle_as(f, 9, FSM_CMD_ACK, 1, 2, 0, 0, r), FSM_OK);
+	assert_int_equal(qstats(f, "q").acked, 1);
+	/* After a session down, its nack is stale too. */
+	assert_int_equal(get_msgs(f, "q", 4, 1, 0, 0, r), FSM_OK);
+	c = cmd_of(FSM_CMD_SESSION_DOWN);
+	c.u.session_down.session = 4;
+	assert_int_equal(apply(f, &c, r), FSM_OK);
+	assert_int_equal(get_msgs(f, "q", 5, 1, 0, 0, r), FSM_OK);
+	assert_int_equal(
+	    settle_as(f, 4, FSM_CMD_NACK, 1, r->eff[r->n_eff - 1].seq, 0, 0, r),
+	    FSM_ENOMSG);
+	fsm_free(f);
+	free(r);
+}
+
+/* ---- Room for the dead-letter headers (issue 10 item 6). */
+
+struct hdr_rec {
+	uint32_t n, n_headers, deaths, originals_ok;
+	int encode_rc;
+	char queue[16], reason[32];
+};
+
+static void hdr_effect(void *data, const struct fsm_delivery *d)
+{
+	struct hdr_rec *h = data;
+	const struct fsm_msg_in *m = &d->msg.m;
+	struct fsm_batch b;
+	struct fsm_cmd c;
+	uint32_t i;
+
+	if (d->type != FSM_EFFECT_DELIVER)
+		return;
+	h->n++;
+	h->n_headers = m->n_headers;
+	h->deaths = 0;
+	h->originals_ok = 1;
+	for (i = 0; i < m->n_headers; i++) {
+		const struct fsm_header *x = &m->headers[i];
+		char k[16];
+
+		if (x->key_len > 8 && memcmp(x->key, "x-death-", 8) == 0) {
+			char *dst = x->key_len == 13 ? h->queue : h->reason;
+
+			h->deaths++;
+			memcpy(dst, x->val, x->val_len < 15 ? x->val_len : 15);
+			dst[x->val_len < 15 ? x->val_len : 15] = 0;
+			continue;
+		}
+		snprintf(k, sizeof(k), "k%04u", i);
+		if (x->key_len != 5 || memcmp(x->key, k, 5) != 0)
+			h->originals_ok = 0;
+	}
+	/* The delivered message fits the codec (as a publish of it). */
+	memset(&c, 0, sizeof(c));
+	c.type = FSM_CMD_PUBLISH;
+	c.u.publish.key = "x";
+	c.u.publish.key_len = 1;
+	c.u.publish.msg = *m;
+	fsm_batch_init(&b);
+	h->encode_rc = fsm_batch_add(&b, &c);
+	fsm_batch_close(&b);
+}
+
+static int hdr_apply(struct fsm *f, struct fsm_cmd *c, struct hdr_rec *h)
+{
+	struct fsm_sink s = {h, NULL, hdr_effect};
+	int rc;
+
+	c->time = test_time;
+	rc = fsm_apply(f, c, &s);
+	assert_int_equal(fsm_check(f), 0);
+	return rc;
+}
+
+static void test_dlq_header_room(void **state)
+{
+	struct fsm_config cfg;
+	struct fsm *f;
+	struct rec *r = rec_new();
+	struct fsm_queue_opts o = {0};
+	struct fsm_header *hv;
+	struct fsm_msg_in m;
+	struct hdr_rec h;
+	struct fsm_cmd c;
+	char(*keys)[8];
+	uint32_t i, n;
+
+	(void)state;
+	fsm_config_default(&cfg);
+	n = cfg.max_headers;
+	assert_int_equal(n + FSM_DLQ_HEADERS, FSM_CODEC_MAX_HEADERS);
+	f = fsm_new(&cfg);
+	hv = calloc(n + 1, sizeof(*hv));
+	keys = calloc(n + 1, sizeof(*keys));
+	assert_non_null(hv);
+	assert_non_null(keys);
+	for (i = 0; i <= n; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%04u", i);
+		hv[i].key = keys[i];
+		hv[i].key_len = 5;
+		hv[i].val = "v";
+		hv[i].val_len = 1;
+	}
+	o.dlq = "d1";
+	assert_int_equal(declare(f, "q", &o, r), FSM_OK);
+	o.dlq = "d2";
+	assert_int_equal(declare(f, "d1", &o, r), FSM_OK);
+	assert_int_equal(declare(f, "d2", NULL, r), FSM_OK);
+	memset(&m, 0, sizeof(m));
+	m.payload = "p";
+	m.payload_len = 1;
+	m.headers = hv;
+	m.n_headers = n + 1;
+	assert_int_equal(publish_msg(f, "q", &m, r), FSM_EINVAL);
+	assert_int_equal(qstats(f, "q").published, 0);
+	m.n_headers = n;
+	assert_int_equal(publish_msg(f, "q", &m, r), FSM_OK);
+	/* q -> d1: every header plus the two, and it encodes. */
+	assert_int_equal(get_msgs(f, "q", 1, 1, 0, 0, r), FSM_OK);
+	assert_int_equal(
+	    settle(f, FSM_CMD_NACK, 1, 1, FSM_NACK_DEADLETTER, 0, r), FSM_OK);
+	memset(&h, 0, sizeof(h));
+	c = cmd_of(FSM_CMD_GET);
+	c.u.get.queue = "d1";
+	c.u.get.queue_len = 2;
+	c.u.get.max = 1;
+	assert_int_equal(hdr_apply(f, &c, &h), FSM_OK);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.n_headers, n + FSM_DLQ_HEADERS);
+	assert_int_equal(h.deaths, 2);
+	assert_true(h.originals_ok);
+	assert_string_equal(h.queue, "q");
+	assert_string_equal(h.reason, "nack");
+	assert_int_equal(h.encode_rc, 0);
+	/* d1 -> d2: the two headers are replaced, not added again. */
+	assert_int_equal(
+	    settle(f, FSM_CMD_NACK, 2, 1, FSM_NACK_DEADLETTER, 0, r), FSM_OK);
+	memset(&h, 0, sizeof(h));
+	c.u.get.queue = "d2";
+	assert_int_equal(hdr_apply(f, &c, &h), FSM_OK);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.n_headers, n + FSM_DLQ_HEADERS);
+	assert_int_equal(h.deaths, 2);
+	assert_true(h.originals_ok);
+	assert_string_equal(h.queue, "d1");
+	assert_int_equal(h.encode_rc, 0);
+	free(hv);
+	free(keys);
+	fsm_free(f);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -221,6 +424,8 @@ int main(void)
 	    cmocka_unit_test(test_deadletter),
 	    cmocka_unit_test(test_expire_to_dlq),
 	    cmocka_unit_test(test_fifo_order),
+	    cmocka_unit_test(test_nack_extend_owner),
+	    cmocka_unit_test(test_dlq_header_room),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

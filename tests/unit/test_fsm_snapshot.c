@@ -47,7 +47,8 @@ static struct fsm *build(void)
 	assert_int_equal(consume(f, "work", 3, 4, NULL), FSM_OK);
 	assert_int_equal(get_msgs(f, "work", 4, 3, 70, 1, NULL), FSM_OK);
 	assert_int_equal(settle(f, FSM_CMD_ACK, 1, 1, 0, 0, NULL), FSM_OK);
-	assert_int_equal(settle(f, FSM_CMD_NACK, 1, 2, 1, 0, NULL), FSM_OK);
+	assert_int_equal(settle_as(f, 3, FSM_CMD_NACK, 1, 2, 1, 0, NULL),
+	                 FSM_OK);
 	assert_int_equal(tick(f, 1150, NULL), FSM_OK);
 	return f;
 }
@@ -67,6 +68,9 @@ static void test_roundtrip(void **state)
 	assert_memory_equal(s1, s2, l1);
 	assert_int_equal(fsm_next_deadline(f), fsm_next_deadline(g));
 	assert_int_equal(fsm_now(f), fsm_now(g));
+	assert_int_equal(fsm_applied(f), fsm_applied(g));
+	assert_true(fsm_applied(g) > 0);
+	assert_true(fsm_digest(f) == fsm_digest(g));
 	mem = fsm_memory(g);
 	assert_true(mem > 0);
 	/* Both continue identically. */
@@ -77,6 +81,7 @@ static void test_roundtrip(void **state)
 	assert_int_equal(tick(f, 20000, NULL), FSM_OK);
 	assert_int_equal(tick(g, 20000, NULL), FSM_OK);
 	assert_true(snap_equal(f, g));
+	assert_true(fsm_digest(f) == fsm_digest(g));
 	/* Restore over a non-empty state replaces it. */
 	assert_int_equal(fsm_restore(f, s1, l1), 0);
 	free(s2);
@@ -219,7 +224,7 @@ static void test_version1(void **state)
 	assert_int_equal(qstats(f, "q").in_flight, 1);
 	assert_int_equal(qstats(f, "dl").in_flight, 1);
 	buf = snap(f, &len);
-	assert_int_equal(((unsigned char *)buf)[13], 3);
+	assert_int_equal(((unsigned char *)buf)[13], 4);
 	assert_int_equal(fsm_restore(g, buf, len), FSM_OK);
 	free(buf);
 	assert_true(snap_equal(f, g));
@@ -237,35 +242,111 @@ static void test_version1(void **state)
 	fsm_free(g);
 }
 
+/* A version 3 snapshot, written by the fsm/ of before version 4, under a
+ * configuration of max_payload 4000, max_queues 3, max_get 7 (the rest
+ * default): queue "q" (id 1, ack timeout 60 s) holding "a" (seq 1, in
+ * flight to consumer 1 of session 9), "b" (2) and an id-less message (3),
+ * all "hi"; fanout topic "t" bound to "q"; clock 5010. */
+static const unsigned char snap_v3[197] = {
+    0x99, 0xc4, 0x0a, 0x72, 0x61, 0x66, 0x74, 0x6d, 0x71, 0x2d, 0x66, 0x73,
+    0x6d, 0x03, 0x9a, 0xcd, 0x0f, 0xa0, 0xcc, 0xff, 0x03, 0xce, 0x00, 0x01,
+    0x86, 0xa0, 0xcd, 0x75, 0x30, 0xce, 0x00, 0x98, 0x96, 0x80, 0xce, 0x40,
+    0x00, 0x00, 0x00, 0xce, 0x00, 0x01, 0xd4, 0xc0, 0xce, 0x00, 0x0f, 0x42,
+    0x40, 0x07, 0xcd, 0x13, 0x92, 0x01, 0x01, 0x91, 0x99, 0x01, 0xc4, 0x01,
+    0x71, 0x9b, 0xcd, 0xea, 0x60, 0x00, 0xc4, 0x00, 0x00, 0x00, 0xce, 0x00,
+    0x98, 0x96, 0x80, 0xce, 0x40, 0x00, 0x00, 0x00, 0x00, 0xce, 0x00, 0x01,
+    0xd4, 0xc0, 0x00, 0x00, 0x96, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03,
+    0x02, 0x00, 0x01, 0x93, 0x9c, 0x01, 0xcd, 0x13, 0x89, 0x02, 0x01, 0xcd,
+    0xfd, 0xf2, 0x00, 0x01, 0x09, 0xc4, 0x01, 0x61, 0xc4, 0x00, 0xc4, 0x02,
+    0x68, 0x69, 0x01, 0x9c, 0x02, 0xcd, 0x13, 0x8a, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0xc4, 0x01, 0x62, 0xc4, 0x00, 0xc4, 0x02, 0x68, 0x69, 0x01,
+    0x9c, 0x03, 0xcd, 0x13, 0x8b, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc4,
+    0x00, 0xc4, 0x00, 0xc4, 0x02, 0x68, 0x69, 0x00, 0x91, 0x93, 0xc4, 0x01,
+    0x74, 0x00, 0x91, 0x92, 0x01, 0xc4, 0x00, 0x91, 0x94, 0x01, 0x01, 0x09,
+    0x01, 0x72, 0x6d, 0x71, 0x73, 0x75, 0x6d, 0x30, 0x31, 0x04, 0x44, 0x35,
+    0x01, 0x79, 0x4e, 0x0e, 0xea,
+};
+
+/* Restore reads version 3: its 10 configuration fields, config_set 1,
+ * applied and digest 0, the new fields at their defaults. */
+static void test_version3(void **state)
+{
+	struct fsm *f = fsm_new(NULL), *g = fsm_new(NULL);
+	const struct fsm_config *c;
+	struct fsm_config def;
+	size_t len;
+	unsigned char *buf;
+	uint64_t v0 = fsm_config_version(f);
+
+	(void)state;
+	fsm_config_default(&def);
+	assert_int_equal(snap_v3[13], 3); /* the version */
+	assert_int_equal(fsm_restore(f, snap_v3, sizeof(snap_v3)), FSM_OK);
+	assert_int_equal(fsm_check(f), 0);
+	c = fsm_config_get(f);
+	assert_int_equal(c->max_payload, 4000);
+	assert_int_equal(c->max_queues, 3);
+	assert_int_equal(c->max_get, 7);
+	assert_int_equal(c->max_name, 255);
+	assert_int_equal(c->max_headers, def.max_headers);
+	assert_int_equal(c->max_memory, def.max_memory);
+	assert_int_equal(c->session_window, def.session_window);
+	assert_int_equal(c->max_session_consumers, def.max_session_consumers);
+	assert_int_equal(c->max_entry, def.max_entry);
+	assert_int_equal(fsm_config_is_set(f), 1);
+	assert_true(fsm_config_version(f) > v0);
+	assert_int_equal(fsm_applied(f), 0);
+	assert_int_equal(fsm_digest(f), 0);
+	assert_int_equal(fsm_now(f), 5010);
+	assert_int_equal(qstats(f, "q").ready, 2);
+	assert_int_equal(qstats(f, "q").in_flight, 1);
+	assert_int_equal(qstats(f, "q").consumers, 1);
+	dup_of(f, "b", 2, 1);
+	/* Written back as version 4, which restores to the same bytes. */
+	buf = snap(f, &len);
+	assert_int_equal(buf[13], 4);
+	assert_int_equal(fsm_restore(g, buf, len), FSM_OK);
+	assert_true(snap_equal(f, g));
+	free(buf);
+	fsm_free(f);
+	fsm_free(g);
+}
+
 /* Version 3 is version 2 plus a checksum trailer: a version 2 snapshot
  * (the same body, version byte 2, no trailer) still restores, while a
- * version 3 body without its trailer, or with a wrong one, does not. */
+ * version 3 body without its trailer, or with a wrong one, does not; the
+ * same holds for version 4. */
 static void test_version2_and_trailer(void **state)
 {
-	struct fsm *f = build(), *g = fsm_new(NULL);
-	size_t len;
+	struct fsm *f = build(), *g = fsm_new(NULL), *h = fsm_new(NULL);
+	size_t len, l3 = sizeof(snap_v3);
 	unsigned char *buf = snap(f, &len), *v2;
 
 	(void)state;
 	assert_true(len > 16);
-	assert_int_equal(buf[13], 3);
+	assert_int_equal(buf[13], 4);
 	assert_memory_equal(buf + len - 16, "rmqsum01", 8);
-	v2 = malloc(len);
-	assert_non_null(v2);
-	memcpy(v2, buf, len - 16);
-	assert_int_equal(fsm_restore(g, v2, len - 16), FSM_EMALFORMED);
-	v2[13] = 2;
-	assert_int_equal(fsm_restore(g, v2, len - 16), FSM_OK);
-	assert_true(snap_equal(f, g));
-	/* A trailer on a version 2 body is refused too. */
-	memcpy(v2 + len - 16, buf + len - 16, 16);
-	assert_int_equal(fsm_restore(g, v2, len), FSM_EMALFORMED);
+	assert_int_equal(fsm_restore(g, buf, len - 16), FSM_EMALFORMED);
 	buf[len - 1] ^= 1;
 	assert_int_equal(fsm_restore(g, buf, len), FSM_EMALFORMED);
+	v2 = malloc(l3);
+	assert_non_null(v2);
+	memcpy(v2, snap_v3, l3);
+	assert_int_equal(fsm_restore(g, v2, l3 - 16), FSM_EMALFORMED);
+	v2[13] = 2;
+	assert_int_equal(fsm_restore(g, v2, l3 - 16), FSM_OK);
+	assert_int_equal(fsm_restore(h, snap_v3, l3), FSM_OK);
+	assert_true(snap_equal(g, h));
+	/* A trailer on a version 2 body is refused too. */
+	assert_int_equal(fsm_restore(g, v2, l3), FSM_EMALFORMED);
+	v2[13] = 3;
+	v2[l3 - 1] ^= 1;
+	assert_int_equal(fsm_restore(g, v2, l3), FSM_EMALFORMED);
 	free(v2);
 	free(buf);
 	fsm_free(f);
 	fsm_free(g);
+	fsm_free(h);
 }
 
 int main(void)
@@ -276,6 +357,7 @@ int main(void)
 	    cmocka_unit_test(test_empty),
 	    cmocka_unit_test(test_version1),
 	    cmocka_unit_test(test_version2_and_trailer),
+	    cmocka_unit_test(test_version3),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

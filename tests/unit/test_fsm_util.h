@@ -182,6 +182,45 @@ static inline int settle(struct fsm *f, uint8_t type, uint32_t qid,
 	return apply(f, &c, r);
 }
 
+/* ACK, NACK or EXTEND proposed by `session` (NACK and EXTEND need the
+ * message in flight to that session). */
+static inline int settle_as(struct fsm *f, uint64_t session, uint8_t type,
+                            uint32_t qid, uint64_t seq, uint8_t mode,
+                            uint64_t timeout, struct rec *r)
+{
+	struct fsm_cmd c = cmd_of(type);
+
+	c.session = session;
+	c.u.settle.queue_id = qid;
+	c.u.settle.seq = seq;
+	c.u.settle.mode = mode;
+	c.u.settle.timeout = timeout;
+	return apply(f, &c, r);
+}
+
+static inline int cancel_as(struct fsm *f, uint64_t session, uint64_t consumer,
+                            struct rec *r)
+{
+	struct fsm_cmd c = cmd_of(FSM_CMD_CANCEL);
+
+	c.session = session;
+	c.u.cancel.consumer = consumer;
+	return apply(f, &c, r);
+}
+
+/* Publishes a whole message (default route) to `queue`. */
+static inline int publish_msg(struct fsm *f, const char *queue,
+                              const struct fsm_msg_in *m, struct rec *r)
+{
+	struct fsm_cmd c = cmd_of(FSM_CMD_PUBLISH);
+
+	c.u.publish.topic = "";
+	c.u.publish.key = queue;
+	c.u.publish.key_len = (uint32_t)strlen(queue);
+	c.u.publish.msg = *m;
+	return apply(f, &c, r);
+}
+
 static inline int tick(struct fsm *f, uint64_t time, struct rec *r)
 {
 	struct fsm_cmd c = cmd_of(FSM_CMD_TICK);
