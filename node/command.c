@@ -184,6 +184,18 @@ static void entry_fail(struct entry *e, int code, const char *why)
 	}
 }
 
+#ifdef RAFTMQ_TEST_FAULTS
+static int entry_has(const struct entry *e, int type)
+{
+	for (unsigned i = 0; i < e->n_internal; i++) {
+		if (e->internal[i].cmd.type == type) {
+			return 1;
+		}
+	}
+	return 0;
+}
+#endif
+
 /* Drops the current batch, failing its requests with `code`. */
 static void batch_drop(struct node *n, int code, const char *why)
 {
@@ -321,11 +333,14 @@ void node_flush(struct node *n)
 		goto reset;
 	}
 #ifdef RAFTMQ_TEST_FAULTS
-	if (n->cfg->fault == 3 && !n->fault_fired) {
-		/* Test-only fault 3: the first proposal of this process is
-		 * refused as if raft had no disk space. */
+	if ((n->cfg->fault == 3 ||
+	     (n->cfg->fault == 4 && entry_has(e, FSM_CMD_SESSION_DOWN))) &&
+	    !n->fault_fired) {
+		/* Test-only faults 3 and 4: the first proposal of this
+		 * process (3), or the first one carrying a SESSION_DOWN (4),
+		 * is refused as if raft had no disk space. */
 		n->fault_fired = 1;
-		LOG_WARN("test fault 3: first proposal refused");
+		LOG_WARN("test fault %d: proposal refused", n->cfg->fault);
 		rv = RG_NOSPACE;
 	} else
 #endif

@@ -83,7 +83,7 @@ static const struct opt opts[] = {
      "test-only fault switch (0 = none; only in RAFTMQ_TEST_FAULTS builds): "
      "1 confirms publishes without proposing them, 2 skips applying the "
      "50th applied entry (a diverged replica), 3 refuses the first "
-     "proposal"},
+     "proposal, 4 the first one carrying a session-down"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

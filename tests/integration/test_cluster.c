@@ -1150,6 +1150,55 @@ static void test_too_big(void **state)
 	cluster_destroy(&c);
 }
 
+/* Item 4: the SESSION_DOWN of a consumer that went away is never lost.
+ * The leader refuses the first proposal that carries one (fault 4): the
+ * command is proposed again with the next batch, so the message the
+ * consumer held is ready again at once (before, the session-down was
+ * dropped with its batch and the consumer stayed registered: its message
+ * waited for the 30 s ack timeout, and later ones went to the ghost). */
+static void test_session_down_kept(void **state)
+{
+	struct raftmq_delivery *d = NULL;
+	struct cluster c;
+	struct raftmq *h, *cons;
+	uint64_t handle, t0;
+	uint32_t dc;
+	int leader;
+	(void)state;
+
+	cluster_init(&c, "sessdown");
+	for (int i = 1; i <= CLUSTER_N; i++) {
+		c.bin[i] = RAFTMQ_NODE_FAULTS_BIN;
+		c.node_extra[i][c.n_node_extra[i]++] = "--test-fault";
+		c.node_extra[i][c.n_node_extra[i]++] = "4";
+	}
+	cluster_start_all(&c);
+	leader = cluster_wait_leader(&c, 20000);
+	assert_int_not_equal(leader, 0);
+	h = client_for(cluster_addr(&c, leader), 10000);
+	assert_int_equal(declare_with_retry(h, "sd"), 0);
+	assert_int_equal(publish_bytes(h, "sd", 10), 0);
+
+	cons = client_for(cluster_addr(&c, leader), 10000);
+	assert_int_equal(raftmq_consume(cons, "sd", 1, &handle), 0);
+	assert_int_equal(raftmq_next_delivery(cons, 10000, &d), 0);
+	assert_non_null(d);
+	raftmq_delivery_free(d);
+	raftmq_close(cons); /* unacked: its session ends */
+
+	t0 = now_ms();
+	dc = get_one(h, "sd", 8000);
+	fprintf(stderr, "session down: redelivered (count %u) after %llu ms\n",
+	        dc, (unsigned long long)(now_ms() - t0));
+	if (dc != 2) {
+		cluster_dump_logs(&c);
+	}
+	assert_int_equal(dc, 2);
+	assert_true(cluster_log_contains(&c, leader, "test fault 4"));
+	raftmq_close(h);
+	cluster_destroy(&c);
+}
+
 /* Item 7: the first proposal of every node is refused (fault 3), so the
  * first leader's LEADER_ELECTED fails. The tick retries it: the cluster
  * serves within seconds instead of never in that term. */
@@ -1265,6 +1314,7 @@ int main(void)
 	    cmocka_unit_test(test_failover),
 	    cmocka_unit_test(test_too_big),
 	    cmocka_unit_test(test_elected_retry),
+	    cmocka_unit_test(test_session_down_kept),
 	    cmocka_unit_test(test_replicated_config),
 	    cmocka_unit_test(test_divergence),
 	    cmocka_unit_test(test_clock_skew),
