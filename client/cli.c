@@ -41,6 +41,7 @@ static const char usage_main[] =
     "[--no-ack]\n"
     "  get QUEUE [--max N] [--no-ack]\n"
     "  cluster status [--json]\n"
+    "  cluster config get | set KEY=VALUE...\n"
     "\n"
     "Run 'raftmq COMMAND --help' for details.\n";
 
@@ -96,11 +97,21 @@ static const char usage_topic[] =
 
 static const char usage_cluster[] =
     "usage: raftmq cluster status [--json]\n"
+    "       raftmq cluster config get\n"
+    "       raftmq cluster config set KEY=VALUE...\n"
     "\n"
-    "Asks every server of the list for its status and prints one row per\n"
-    "cluster member: id, raft address, client address, role, term, commit\n"
-    "and applied index, then which member leads. Exits 0 when at least one\n"
-    "server answered.\n";
+    "status asks every server of the list for its status and prints one row\n"
+    "per cluster member: id, raft address, client address, role, term,\n"
+    "commit and applied index, then the commands its replica applied and\n"
+    "their digest (equal on every member at the same count), and "
+    "\"diverged\"\n"
+    "when that member found its replica different from the leader's; then\n"
+    "which member leads. Exits 0 when at least one server answered.\n"
+    "\n"
+    "config get prints the cluster's replicated configuration, one \"key\n"
+    "value\" line each; config set changes the given keys (all or nothing),\n"
+    "e.g. raftmq cluster config set max_payload=1048576. A node's flags\n"
+    "only seed it when the cluster starts (docs/operations.md).\n";
 
 static int fail(const char *fmt, ...)
 {
@@ -736,6 +747,74 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
+static int cmd_cluster_config(int argc, char **argv)
+{
+	struct raftmq_config_kv kv[RAFTMQ_MAX_CONFIG];
+	struct raftmq_options o;
+	struct raftmq *c;
+	uint32_t n = 0;
+	int rc, set;
+
+	if (argc < 1 ||
+	    (strcmp(argv[0], "get") != 0 && strcmp(argv[0], "set") != 0)) {
+		fputs(usage_cluster, stderr);
+		return 2;
+	}
+	set = strcmp(argv[0], "set") == 0;
+	if (!set && argc > 1)
+		return fail("cluster config get: unknown argument %s",
+		            argv[1]) +
+		       1;
+	if (set && argc < 2)
+		return fail("cluster config set: KEY=VALUE expected") + 1;
+	for (int i = 1; set && i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+		char *end;
+
+		if (n == RAFTMQ_MAX_CONFIG)
+			return fail("cluster config set: too many keys") + 1;
+		if (eq == NULL || eq == argv[i] ||
+		    (size_t)(eq - argv[i]) >= sizeof(kv[n].key))
+			return fail("cluster config set: '%s' is not "
+			            "KEY=VALUE",
+			            argv[i]) +
+			       1;
+		memcpy(kv[n].key, argv[i], (size_t)(eq - argv[i]));
+		kv[n].key[eq - argv[i]] = '\0';
+		errno = 0;
+		kv[n].value = strtoull(eq + 1, &end, 10);
+		if (errno != 0 || end == eq + 1 || *end != '\0' || eq[1] == '-')
+			return fail("cluster config set: '%s' is not a "
+			            "number",
+			            eq + 1) +
+			       1;
+		n++;
+	}
+	raftmq_options_default(&o);
+	o.servers = servers_arg;
+	o.client_name = "raftmq-cli";
+	if (timeout_arg > 0)
+		o.timeout_ms = timeout_arg;
+	c = raftmq_new(&o);
+	if (c == NULL)
+		return fail("bad server list");
+	if (set) {
+		rc = raftmq_config_set(c, kv, n);
+		if (rc)
+			rc = fail_rc(c, "cluster config set", rc);
+		else
+			printf("ok\n");
+	} else {
+		rc = raftmq_config_get(c, kv, RAFTMQ_MAX_CONFIG, &n);
+		if (rc)
+			rc = fail_rc(c, "cluster config get", rc);
+		for (uint32_t i = 0; rc == 0 && i < n; i++)
+			printf("%s %" PRIu64 "\n", kv[i].key, kv[i].value);
+	}
+	raftmq_close(c);
+	return rc ? 1 : 0;
+}
+
 static int cmd_cluster(int argc, char **argv)
 {
 	const char *list = servers_arg ? servers_arg : getenv("RAFTMQ_SERVERS");
@@ -750,6 +829,8 @@ static int cmd_cluster(int argc, char **argv)
 		fputs(usage_cluster, stdout);
 		return 0;
 	}
+	if (argc >= 1 && strcmp(argv[0], "config") == 0)
+		return cmd_cluster_config(argc - 1, argv + 1);
 	if (argc < 1 || strcmp(argv[0], "status") != 0) {
 		fputs(usage_cluster, stderr);
 		return 2;
@@ -874,17 +955,25 @@ static int cmd_cluster(int argc, char **argv)
 				       ", \"commit_index\": %" PRIu64
 				       ", \"applied_index\": %" PRIu64
 				       ", \"last_index\": %" PRIu64
-				       ", \"leader_id\": %" PRIu64,
+				       ", \"leader_id\": %" PRIu64
+				       ", \"applied\": %" PRIu64
+				       ", \"digest\": \"%016" PRIx64 "\""
+				       ", \"diverged\": %s",
 				       nvw->st.term, nvw->st.commit_index,
 				       nvw->st.applied_index,
-				       nvw->st.last_index, nvw->st.leader_id);
+				       nvw->st.last_index, nvw->st.leader_id,
+				       nvw->st.applied, nvw->st.digest,
+				       nvw->st.diverged ? "true" : "false");
 			printf("}");
 		} else if (nvw) {
 			printf("%-4" PRIu64 " %-22s %-22s %-12s %6" PRIu64
-			       " %10" PRIu64 " %10" PRIu64 "%s\n",
+			       " %10" PRIu64 " %10" PRIu64 "  applied %" PRIu64
+			       " digest %016" PRIx64 "%s%s\n",
 			       members[k].id, members[k].raft_address,
 			       members[k].client_address, role, nvw->st.term,
 			       nvw->st.commit_index, nvw->st.applied_index,
+			       nvw->st.applied, nvw->st.digest,
+			       nvw->st.diverged ? " diverged" : "",
 			       members[k].id == leader ? "  *" : "");
 		} else {
 			char id[24];

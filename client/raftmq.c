@@ -1488,6 +1488,9 @@ static void status_done(struct raftmq *c, void *ctx, const struct wire_msg *m)
 	s->commit_index = m->commit_index;
 	s->applied_index = m->applied_index;
 	s->last_index = m->last_index;
+	s->applied = m->applied;
+	s->digest = m->digest;
+	s->diverged = m->diverged;
 	wire_iter_init(&it, &m->members_raw);
 	while (s->n_members < RAFTMQ_MAX_MEMBERS &&
 	       wire_next_member(&it, &mb) == 1) {
@@ -1509,6 +1512,65 @@ int raftmq_status(struct raftmq *c, struct raftmq_node_status *out)
 		return set_err(c, RAFTMQ_EARG, "no output");
 	wire_msg_init(&m, WIRE_OP_STATUS, 0);
 	return call(c, &m, status_done, out);
+}
+
+struct config_ctx {
+	struct raftmq_config_kv *out;
+	uint32_t max, n;
+	int rc;
+};
+
+static void config_done(struct raftmq *c, void *ctx, const struct wire_msg *m)
+{
+	struct config_ctx *x = ctx;
+	struct wire_iter it;
+	struct wire_kv kv;
+	int r;
+
+	wire_iter_init(&it, &m->config_raw);
+	while ((r = wire_next_config(&it, &kv)) == 1) {
+		if (x->n < x->max) {
+			copy_cstr(x->out[x->n].key, sizeof(x->out[x->n].key),
+			          kv.key);
+			x->out[x->n].value = kv.value;
+			x->n++;
+		}
+	}
+	if (r < 0)
+		x->rc = set_err(c, RAFTMQ_EBADREPLY, "malformed config list");
+}
+
+int raftmq_config_get(struct raftmq *c, struct raftmq_config_kv *out,
+                      uint32_t max, uint32_t *n)
+{
+	struct wire_msg m;
+	struct config_ctx x = {out, max, 0, 0};
+	int rc;
+
+	if ((out == NULL && max > 0) || n == NULL)
+		return set_err(c, RAFTMQ_EARG, "no output");
+	wire_msg_init(&m, WIRE_OP_CONFIG_GET, 0);
+	rc = call(c, &m, config_done, &x);
+	*n = x.n;
+	return rc ? rc : x.rc;
+}
+
+int raftmq_config_set(struct raftmq *c, const struct raftmq_config_kv *kv,
+                      uint32_t n)
+{
+	struct wire_kv w[RAFTMQ_MAX_CONFIG];
+	struct wire_msg m;
+
+	if (kv == NULL || n == 0 || n > RAFTMQ_MAX_CONFIG)
+		return set_err(c, RAFTMQ_EARG, "1 to 64 keys");
+	for (uint32_t i = 0; i < n; i++) {
+		w[i].key = wstr(kv[i].key);
+		w[i].value = kv[i].value;
+	}
+	wire_msg_init(&m, WIRE_OP_CONFIG_SET, 0);
+	m.config = w;
+	m.n_config = n;
+	return call(c, &m, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ */

@@ -191,11 +191,33 @@ struct raftmq_node_status {
 	uint64_t node_id;
 	char role[16]; /* "leader", "follower", "candidate", "unavailable" */
 	uint64_t leader_id, term, commit_index, applied_index, last_index;
+	/* The divergence detector of that node's replica: commands applied,
+	 * their running digest, and 1 when the node found its replica
+	 * different from the leader's (it then refuses clients). */
+	uint64_t applied, digest;
+	int diverged;
 	uint32_t n_members;
 	struct raftmq_member members[RAFTMQ_MAX_MEMBERS];
 };
 
 int raftmq_status(struct raftmq *c, struct raftmq_node_status *out);
+
+/* The cluster's replicated configuration (the limits every node applies
+ * commands with; docs/operations.md "Cluster configuration"). */
+#define RAFTMQ_MAX_CONFIG 64
+
+struct raftmq_config_kv {
+	char key[48]; /* "max_payload", ... */
+	uint64_t value;
+};
+
+/* Fills up to `max` keys in `out`, sets *n to the number filled. */
+int raftmq_config_get(struct raftmq *c, struct raftmq_config_kv *out,
+                      uint32_t max, uint32_t *n);
+/* Changes the given keys, all or nothing (RAFTMQ_EINVAL names the key
+ * that is unknown or out of range). */
+int raftmq_config_set(struct raftmq *c, const struct raftmq_config_kv *kv,
+                      uint32_t n);
 
 /* ---- publishing --------------------------------------------------- */
 

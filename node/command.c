@@ -5,7 +5,14 @@
  * A reply is written only from the sink, i.e. after the entry was committed
  * and applied: no false success. When a proposal fails or its outcome is
  * unknown, every request it carried that is still unanswered gets a
- * retryable error. */
+ * retryable error; the node's own commands (session 0: session down, config
+ * bootstrap) are proposed again while this node serves, never dropped.
+ *
+ * Every command is stamped here (batch_put) with the cluster clock
+ * (clock.h) and the wall clock for display. Reads (queue stats and lists,
+ * topic list, configuration) are answered after a raft barrier, so that a
+ * deposed leader never answers from stale state. */
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +31,29 @@ _Static_assert(offsetof(struct wire_header, val_len) ==
 
 /* Room kept for one more command when deciding whether a batch is full. */
 #define CMD_SLACK 4096
+/* raft_glue's own bound on an entry (main.c): the replicated max_entry is
+ * the real limit, this only caps it. */
+#define ENTRY_HARD_MAX ((size_t)64 << 20)
+/* Divergence detector: a CHECK every this many ms while there is activity.
+ */
+#define CHECK_INTERVAL_MS 2000
 
 uint64_t node_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static size_t entry_limit(const struct node *n)
+{
+	uint64_t m = fsm_config_get(n->fsm)->max_entry;
+	return m < ENTRY_HARD_MAX ? (size_t)m : ENTRY_HARD_MAX;
+}
+
+static int is_diverged(const struct node *n)
+{
+	return n->diverged || fsm_diverged(n->fsm);
 }
 
 /* ---------------------------------------------------------------------
@@ -48,6 +72,7 @@ static void entry_free(struct entry *e)
 {
 	if (e != NULL) {
 		free(e->reqs);
+		free(e->internal);
 		free(e);
 	}
 }
@@ -72,6 +97,80 @@ static int entry_add_req(struct entry *e, uint64_t session, uint64_t req_id)
 	return 0;
 }
 
+/* Copies an internal command with its CONFIG keys into `dst`. */
+static void internal_copy(struct internal_cmd *dst, const struct fsm_cmd *cmd)
+{
+	dst->cmd = *cmd;
+	if (cmd->type == FSM_CMD_CONFIG) {
+		uint32_t n = cmd->u.config.n_kv;
+		if (n > NODE_CONFIG_KV_MAX) {
+			n = NODE_CONFIG_KV_MAX;
+		}
+		memcpy(dst->kv, cmd->u.config.kv, n * sizeof dst->kv[0]);
+		dst->cmd.u.config.kv = dst->kv;
+		dst->cmd.u.config.n_kv = n;
+	}
+}
+
+/* Internal commands worth proposing again when their entry failed while
+ * this node still serves: a lost SESSION_DOWN leaves a ghost consumer, a
+ * lost config bootstrap leaves the cluster on the defaults. Ticks and
+ * checks are periodic; LEADER_ELECTED is retried by the tick. */
+static int internal_keep(const struct fsm_cmd *cmd)
+{
+	return cmd->type == FSM_CMD_SESSION_DOWN || cmd->type == FSM_CMD_CONFIG;
+}
+
+static int internal_push(struct internal_cmd **v, unsigned *n, unsigned *cap,
+                         const struct fsm_cmd *cmd)
+{
+	if (*n == *cap) {
+		unsigned c = *cap == 0 ? 4 : *cap * 2;
+		struct internal_cmd *p = realloc(*v, c * sizeof *p);
+		if (p == NULL) {
+			return -1;
+		}
+		*v = p;
+		*cap = c;
+	}
+	internal_copy(&(*v)[*n], cmd);
+	(*n)++;
+	return 0;
+}
+
+static void requeue_cmd(struct node *n, const struct fsm_cmd *cmd)
+{
+	if (internal_push(&n->requeue, &n->n_requeue, &n->cap_requeue, cmd) !=
+	    0) {
+		/* Only on allocation failure: the next LEADER_ELECTED still
+		 * ends every session, so this costs a ghost consumer at
+		 * worst until then; say so loudly. */
+		LOG_ERROR("out of memory keeping internal command %u",
+		          cmd->type);
+	}
+}
+
+static void requeue_clear(struct node *n)
+{
+	n->n_requeue = 0;
+}
+
+/* The internal commands of a failed entry go back in the queue while this
+ * node serves (else the next LEADER_ELECTED covers them). */
+static void requeue_entry(struct node *n, struct entry *e)
+{
+	if (!n->serving || n->stopping) {
+		return;
+	}
+	for (unsigned i = 0; i < e->n_internal; i++) {
+		if (internal_keep(&e->internal[i].cmd)) {
+			LOG_DEBUG("internal command %u proposed again",
+			          e->internal[i].cmd.type);
+			requeue_cmd(n, &e->internal[i].cmd);
+		}
+	}
+}
+
 /* Answers every still-pending request of `e` with `code`. */
 static void entry_fail(struct entry *e, int code, const char *why)
 {
@@ -85,6 +184,96 @@ static void entry_fail(struct entry *e, int code, const char *why)
 	}
 }
 
+#ifdef RAFTMQ_TEST_FAULTS
+static int entry_has(const struct entry *e, int type)
+{
+	for (unsigned i = 0; i < e->n_internal; i++) {
+		if (e->internal[i].cmd.type == type) {
+			return 1;
+		}
+	}
+	return 0;
+}
+#endif
+
+/* Drops the current batch, failing its requests with `code`. */
+static void batch_drop(struct node *n, int code, const char *why)
+{
+	if (n->cur != NULL) {
+		entry_fail(n->cur, code, why);
+	}
+	fsm_batch_reset(&n->batch);
+	entry_free(n->cur);
+	n->cur = entry_new(n);
+}
+
+/* Stamps `cmd` with the cluster clock and the wall clock, encodes it into
+ * the current batch and records it in the current entry. Returns 0,
+ * WIRE_ENOMEM, WIRE_EINVAL, or WIRE_ETOOBIG when the batch has no room for
+ * it (then *alone = the size of an entry holding only this command). The
+ * batch is unchanged on error. Never flushes. */
+static int batch_put(struct node *n, struct fsm_cmd *cmd, size_t *alone)
+{
+	size_t len0 = n->batch.len;
+	uint32_t count0 = n->batch.count;
+	size_t limit = entry_limit(n);
+	uint64_t wall = node_now_ms();
+	int rv;
+
+	if (n->cur == NULL && (n->cur = entry_new(n)) == NULL) {
+		return WIRE_ENOMEM;
+	}
+	cmd->time = node_clock_stamp(&n->clock, uv_hrtime(), wall);
+	cmd->wall = wall;
+	rv = fsm_batch_add(&n->batch, cmd);
+	if (rv != 0) {
+		return rv == FSM_ENOMEM ? WIRE_ENOMEM : WIRE_EINVAL;
+	}
+	if (fsm_batch_size(&n->batch) > limit) {
+		/* Measured by encoding it; roll back. */
+		*alone =
+		    FSM_ENTRY_HEADER + ((n->batch.len - len0 + 7) & ~(size_t)7);
+		n->batch.len = len0;
+		n->batch.count = count0;
+		return WIRE_ETOOBIG;
+	}
+	if (cmd->session == 0) {
+		if (internal_push(&n->cur->internal, &n->cur->n_internal,
+		                  &n->cur->cap_internal, cmd) != 0) {
+			LOG_WARN("out of memory tracking internal command %u",
+			         cmd->type);
+		}
+	} else if (entry_add_req(n->cur, cmd->session, cmd->req_id) != 0) {
+		/* The command is in the batch: its reply will still come. */
+		LOG_WARN("out of memory tracking a request");
+	}
+	return 0;
+}
+
+/* Re-queued internal commands go into the current batch (those that do
+ * not fit wait for the next one). */
+static void requeue_drain(struct node *n)
+{
+	unsigned i, kept = 0;
+	size_t alone;
+
+	if (n->n_requeue == 0) {
+		return;
+	}
+	if (!n->serving || n->stopping) {
+		requeue_clear(n);
+		return;
+	}
+	for (i = 0; i < n->n_requeue; i++) {
+		struct internal_cmd ic;
+		internal_copy(&ic, &n->requeue[i].cmd);
+		if (batch_put(n, &ic.cmd, &alone) != 0) {
+			internal_copy(&n->requeue[kept++], &ic.cmd);
+		}
+	}
+	n->n_requeue = kept;
+}
+
 static void propose_cb(void *arg, int status)
 {
 	struct entry *e = arg;
@@ -93,20 +282,25 @@ static void propose_cb(void *arg, int status)
 	if (status != RG_OK) {
 		entry_fail(e, WIRE_EUNKNOWN,
 		           "leadership lost: outcome unknown, retry");
+		requeue_entry(n, e);
 	}
 	if (e->is_elected) {
 		if (status == RG_OK && n->role == RG_ROLE_LEADER &&
-		    n->term == e->term && !n->stopping) {
+		    n->term == e->term && !n->stopping && !is_diverged(n)) {
 			n->serving = 1;
+			n->check_sent = 0;
 			LOG_INFO("leader of term %llu: serving clients",
 			         (unsigned long long)e->term);
 		} else {
-			/* Try again on the next role report. */
+			/* The tick tries again while we lead. */
 			n->elected_term = 0;
 		}
 	}
 	if (e->is_tick) {
 		n->tick_inflight = 0;
+	}
+	if (e->is_check) {
+		n->check_inflight = 0;
 	}
 	entry_free(e);
 	node_flush(n);
@@ -122,18 +316,35 @@ void node_flush(struct node *n)
 	struct entry *e;
 	int rv;
 
+	if (n->rg == NULL) {
+		return;
+	}
+	requeue_drain(n);
 	if (n->batch.count == 0 || n->cur == NULL) {
 		return;
 	}
 	if (rg_inflight(n->rg) >= rg_max_inflight(n->rg)) {
 		return; /* propose_cb calls us again */
 	}
+	e = n->cur;
 	if (fsm_batch_finish(&n->batch, &buf, &len) != 0) {
-		entry_fail(n->cur, WIRE_EBUSY, "out of memory");
+		entry_fail(e, WIRE_EBUSY, "out of memory");
+		requeue_entry(n, e);
 		goto reset;
 	}
-	e = n->cur;
-	rv = rg_propose(n->rg, buf, len, propose_cb, e);
+#ifdef RAFTMQ_TEST_FAULTS
+	if ((n->cfg->fault == 3 ||
+	     (n->cfg->fault == 4 && entry_has(e, FSM_CMD_SESSION_DOWN))) &&
+	    !n->fault_fired) {
+		/* Test-only faults 3 and 4: the first proposal of this
+		 * process (3), or the first one carrying a SESSION_DOWN (4),
+		 * is refused as if raft had no disk space. */
+		n->fault_fired = 1;
+		LOG_WARN("test fault %d: proposal refused", n->cfg->fault);
+		rv = RG_NOSPACE;
+	} else
+#endif
+		rv = rg_propose(n->rg, buf, len, propose_cb, e);
 	if (rv == RG_OK) {
 		n->cur = entry_new(n);
 		fsm_batch_reset(&n->batch);
@@ -143,11 +354,15 @@ void node_flush(struct node *n)
 	entry_fail(e, rv == RG_NOTLEADER ? WIRE_ENOTLEADER : WIRE_EBUSY,
 	           rv == RG_NOTLEADER ? "not the leader any more"
 	                              : rg_strerror(rv));
+	requeue_entry(n, e);
 	if (e->is_elected) {
 		n->elected_term = 0;
 	}
 	if (e->is_tick) {
 		n->tick_inflight = 0;
+	}
+	if (e->is_check) {
+		n->check_inflight = 0;
 	}
 reset:
 	entry_free(n->cur);
@@ -157,50 +372,89 @@ reset:
 
 int node_saturated(struct node *n)
 {
-	if (fsm_batch_size(&n->batch) + CMD_SLACK <=
-	    n->cfg->max_entry - (size_t)n->cfg->fsm.max_payload) {
+	const struct fsm_config *fc = fsm_config_get(n->fsm);
+	size_t limit = entry_limit(n);
+	size_t keep = (size_t)fc->max_payload + CMD_SLACK;
+	size_t room = limit > keep ? limit - keep : 0;
+
+	if (n->batch.count == 0 || fsm_batch_size(&n->batch) <= room) {
 		return 0;
 	}
 	node_flush(n);
 	return n->batch.count > 0;
 }
 
-/* Adds one command to the current batch. Returns 0 or a wire error code. */
-static int batch_add(struct node *n, const struct fsm_cmd *cmd)
+/* Adds one client command to the current batch. Returns 0 or a wire error
+ * code, with a text in `why` (size 160) for WIRE_ETOOBIG. */
+static int batch_add(struct node *n, struct fsm_cmd *cmd, char *why)
 {
+	size_t alone = 0;
 	int rv;
 
-	if (n->cur == NULL && (n->cur = entry_new(n)) == NULL) {
-		return WIRE_ENOMEM;
-	}
-	/* Client commands wait for room; the node's own small commands
-	 * (session down, tick, leader elected) may use the headroom that the
-	 * limit keeps, so that none of them is ever lost. */
-	if (cmd->session != 0 && node_saturated(n)) {
+	if (node_saturated(n)) {
 		return WIRE_EBUSY;
 	}
-	rv = fsm_batch_add(&n->batch, cmd);
-	if (rv != 0) {
-		return rv == FSM_ENOMEM ? WIRE_ENOMEM : WIRE_EINVAL;
+	rv = batch_put(n, cmd, &alone);
+	if (rv == WIRE_ETOOBIG && alone <= entry_limit(n) &&
+	    n->batch.count > 0) {
+		/* It fits an entry of its own: propose what we have. */
+		node_flush(n);
+		if (n->batch.count > 0) {
+			return WIRE_EBUSY;
+		}
+		rv = batch_put(n, cmd, &alone);
 	}
-	if (entry_add_req(n->cur, cmd->session, cmd->req_id) != 0) {
-		/* The command is in the batch: its reply will still come. */
-		LOG_WARN("out of memory tracking a request");
+	if (rv == WIRE_ETOOBIG) {
+		/* Never retryable: no entry can ever hold it. */
+		snprintf(why, 160,
+		         "request of %zu bytes exceeds the entry limit %zu "
+		         "(max_entry)",
+		         alone, entry_limit(n));
 	}
-	return 0;
+	return rv;
+}
+
+/* Adds one internal command (session 0). Never dropped: when it cannot go
+ * into the current batch it waits in the re-queue list. */
+static int internal_add(struct node *n, struct fsm_cmd *cmd)
+{
+	size_t alone;
+	int rv = batch_put(n, cmd, &alone);
+
+	if (rv == WIRE_ETOOBIG && n->batch.count > 0) {
+		node_flush(n);
+		rv = batch_put(n, cmd, &alone);
+	}
+	return rv;
 }
 
 void node_submit_cmd(struct node *n, const struct fsm_cmd *cmd)
 {
-	int rv = batch_add(n, cmd);
-	if (rv != 0) {
-		LOG_WARN("internal command %u dropped: %s", cmd->type,
-		         wire_strerror(rv));
+	struct internal_cmd ic;
+
+	internal_copy(&ic, cmd);
+	ic.cmd.session = 0;
+	if (!n->serving || n->stopping) {
+		return; /* the next LEADER_ELECTED ends every session */
+	}
+	if (internal_add(n, &ic.cmd) != 0) {
+		LOG_DEBUG("internal command %u queued for the next batch",
+		          ic.cmd.type);
+		requeue_cmd(n, &ic.cmd);
 	}
 }
 
+void node_commands_free(struct node *n)
+{
+	entry_free(n->cur);
+	n->cur = NULL;
+	free(n->requeue);
+	n->requeue = NULL;
+	n->n_requeue = n->cap_requeue = 0;
+}
+
 /* ---------------------------------------------------------------------
- * Requests of LOCAL sessions. */
+ * Reads, answered after a raft barrier. */
 
 static void copy_opts(struct fsm_queue_opts *o, const struct wire_queue_opts *w)
 {
@@ -250,25 +504,25 @@ static void stats_to_wire(struct wire_queue_stats *w, const char *name,
 	w->opts.auto_delete = s->opts.auto_delete;
 }
 
-static void reply_stats(struct session *s, const struct wire_msg *req)
+static void reply_stats(struct session *s, uint64_t req_id, const char *name,
+                        uint32_t name_len)
 {
 	struct fsm_queue_stats st;
 	struct wire_msg m;
-	int rv =
-	    fsm_queue_stats(s->node->fsm, req->name.ptr, req->name.len, &st);
+	int rv = fsm_queue_stats(s->node->fsm, name, name_len, &st);
 
 	if (rv != FSM_OK) {
-		session_write_error(s, req->req_id, rv, fsm_status_str(rv));
+		session_write_error(s, req_id, rv, fsm_status_str(rv));
 		return;
 	}
-	wire_msg_init(&m, WIRE_OP_OK, req->req_id);
+	wire_msg_init(&m, WIRE_OP_OK, req_id);
 	m.present = WIRE_BIT(WIRE_F_STATS);
-	stats_to_wire(&m.stats, req->name.ptr, req->name.len, &st);
+	stats_to_wire(&m.stats, name, name_len, &st);
 	if (wire_encode(&s->c.out, &m) != 0) {
-		session_write_error(s, req->req_id, WIRE_ENOMEM, NULL);
+		session_write_error(s, req_id, WIRE_ENOMEM, NULL);
 		return;
 	}
-	session_reply_done(s, req->req_id);
+	session_reply_done(s, req_id);
 }
 
 struct list_ctx {
@@ -317,14 +571,13 @@ static void list_topic_cb(void *data, const char *name, uint32_t len,
 	free(wb);
 }
 
-static void reply_list(struct session *s, const struct wire_msg *req,
-                       int topics)
+static void reply_list(struct session *s, uint64_t req_id, int topics)
 {
 	struct list_ctx x = {.s = s, .failed = 0};
 
-	if (wire_list_begin(&s->c.out, &x.l, req->req_id,
+	if (wire_list_begin(&s->c.out, &x.l, req_id,
 	                    topics ? WIRE_F_TOPICS : WIRE_F_LIST) != 0) {
-		session_write_error(s, req->req_id, WIRE_ENOMEM, NULL);
+		session_write_error(s, req_id, WIRE_ENOMEM, NULL);
 		return;
 	}
 	if (topics) {
@@ -334,33 +587,264 @@ static void reply_list(struct session *s, const struct wire_msg *req,
 	}
 	if (x.failed) {
 		s->c.out.len = x.l.frame_off;
-		session_write_error(s, req->req_id, WIRE_ENOMEM, NULL);
+		session_write_error(s, req_id, WIRE_ENOMEM, NULL);
 		return;
 	}
 	wire_list_end(&s->c.out, &x.l);
-	session_reply_done(s, req->req_id);
+	session_reply_done(s, req_id);
+}
+
+static void reply_config(struct session *s, uint64_t req_id)
+{
+	struct fsm_config_kv kv[NODE_CONFIG_KV_MAX];
+	struct wire_kv w[NODE_CONFIG_KV_MAX];
+	struct wire_msg m;
+	uint32_t n = fsm_config_to_kv(fsm_config_get(s->node->fsm), kv,
+	                              NODE_CONFIG_KV_MAX);
+
+	if (n > NODE_CONFIG_KV_MAX) {
+		n = NODE_CONFIG_KV_MAX;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		w[i].key.ptr = kv[i].key;
+		w[i].key.len = kv[i].key_len;
+		w[i].value = kv[i].value;
+	}
+	wire_msg_init(&m, WIRE_OP_OK, req_id);
+	m.present = WIRE_BIT(WIRE_F_CONFIG);
+	m.config = w;
+	m.n_config = n;
+	if (wire_encode(&s->c.out, &m) != 0) {
+		session_write_error(s, req_id, WIRE_ENOMEM, NULL);
+		return;
+	}
+	session_reply_done(s, req_id);
+}
+
+static void read_answer(struct node *n, struct read_req *r, int code,
+                        const char *why)
+{
+	struct session *s = node_session_find(n, r->session);
+
+	if (s == NULL || s->closing || !reqset_has(&s->pending, r->req_id)) {
+		return;
+	}
+	if (code != 0) {
+		session_write_error(s, r->req_id, code, why);
+		return;
+	}
+	switch (r->op) {
+	case WIRE_OP_QUEUE_STATS:
+		reply_stats(s, r->req_id, r->name, r->name_len);
+		break;
+	case WIRE_OP_QUEUE_LIST:
+		reply_list(s, r->req_id, 0);
+		break;
+	case WIRE_OP_TOPIC_LIST:
+		reply_list(s, r->req_id, 1);
+		break;
+	case WIRE_OP_CONFIG_GET:
+		reply_config(s, r->req_id);
+		break;
+	default:
+		session_write_error(s, r->req_id, WIRE_EPROTO,
+		                    "unsupported request");
+		break;
+	}
+}
+
+static void reads_answer(struct node *n, struct read_req *list, int code,
+                         const char *why)
+{
+	while (list != NULL) {
+		struct read_req *next = list->next;
+		read_answer(n, list, code, why);
+		free(list);
+		list = next;
+	}
+}
+
+static void reads_kick(struct node *n);
+
+static void barrier_cb(void *arg, int status)
+{
+	struct node *n = arg;
+	struct read_req *list = n->reads_barrier;
+
+	n->barrier_inflight = 0;
+	n->reads_barrier = NULL;
+	if (status == RG_OK && n->serving && !is_diverged(n)) {
+		reads_answer(n, list, 0, NULL);
+	} else {
+		reads_answer(n, list, WIRE_ENOTLEADER,
+		             "leadership lost before the read was confirmed; "
+		             "retry");
+	}
+	reads_kick(n);
+}
+
+/* Every read that arrived since the last barrier waits for the next one:
+ * at most one barrier in flight. */
+static void reads_kick(struct node *n)
+{
+	struct read_req *list = n->reads;
+	int rv;
+
+	if (n->barrier_inflight || list == NULL) {
+		return;
+	}
+	n->reads = NULL;
+	n->reads_tail = &n->reads;
+	if (n->stopping || n->rg == NULL || !n->serving) {
+		reads_answer(n, list, WIRE_ENOTLEADER,
+		             "not the leader any more");
+		return;
+	}
+	rv = rg_barrier(n->rg, barrier_cb, n);
+	if (rv != RG_OK) {
+		reads_answer(n, list,
+		             rv == RG_NOTLEADER ? WIRE_ENOTLEADER : WIRE_EBUSY,
+		             rv == RG_NOTLEADER ? "not the leader any more"
+		                                : rg_strerror(rv));
+		return;
+	}
+	n->reads_barrier = list;
+	n->barrier_inflight = 1;
+}
+
+static void read_enqueue(struct session *s, const struct wire_msg *m)
+{
+	struct node *n = s->node;
+	uint32_t nl = m->op == WIRE_OP_QUEUE_STATS ? m->name.len : 0;
+	struct read_req *r = malloc(sizeof *r + nl + 1);
+
+	if (r == NULL) {
+		session_write_error(s, m->req_id, WIRE_ENOMEM, NULL);
+		return;
+	}
+	r->next = NULL;
+	r->session = s->id;
+	r->req_id = m->req_id;
+	r->op = m->op;
+	r->name_len = nl;
+	if (nl > 0) {
+		memcpy(r->name, m->name.ptr, nl);
+	}
+	r->name[nl] = '\0';
+	if (n->reads_tail == NULL) {
+		n->reads_tail = &n->reads;
+	}
+	*n->reads_tail = r;
+	n->reads_tail = &r->next;
+	reads_kick(n);
+}
+
+/* ---------------------------------------------------------------------
+ * Requests of LOCAL sessions. */
+
+/* Bytes of a whole message as the replicated max_payload counts them. */
+static uint64_t message_size(const struct wire_msg *m)
+{
+	uint64_t size = (uint64_t)m->payload.len + m->id.len + m->type.len +
+	                m->correlation_id.len + m->reply_to.len;
+
+	for (uint32_t i = 0; i < m->n_headers; i++) {
+		size += (uint64_t)m->headers[i].key_len + m->headers[i].val_len;
+	}
+	return size;
+}
+
+/* CONFIG_SET -> a CONFIG command (bootstrap 0), checked here first so that
+ * the error names the key. Returns 0, or answers the request and returns
+ * -1. */
+static int config_set_cmd(struct session *s, const struct wire_msg *m,
+                          struct fsm_cmd *cmd, struct fsm_config_kv *kv)
+{
+	struct fsm_config c = *fsm_config_get(s->node->fsm);
+	struct wire_iter it;
+	struct wire_kv w;
+	uint32_t n = 0;
+	char msg[200];
+	size_t off = 0;
+	int r;
+
+	wire_iter_init(&it, &m->config_raw);
+	while ((r = wire_next_config(&it, &w)) == 1) {
+		if (n == NODE_CONFIG_KV_MAX) {
+			session_write_error(s, m->req_id, WIRE_EINVAL,
+			                    "too many configuration keys");
+			return -1;
+		}
+		if (fsm_config_set_kv(&c, w.key.ptr, w.key.len, w.value) != 0) {
+			snprintf(msg, sizeof msg,
+			         "unknown configuration key '%.*s' (see "
+			         "'raftmq cluster config get')",
+			         (int)(w.key.len > 64 ? 64 : w.key.len),
+			         w.key.ptr);
+			session_write_error(s, m->req_id, WIRE_EINVAL, msg);
+			return -1;
+		}
+		kv[n].key = w.key.ptr;
+		kv[n].key_len = w.key.len;
+		kv[n].value = w.value;
+		n++;
+	}
+	if (r < 0 || n == 0) {
+		session_write_error(s, m->req_id, WIRE_EINVAL,
+		                    r < 0 ? "malformed configuration list"
+		                          : "no configuration key given");
+		return -1;
+	}
+	if (!fsm_config_valid(&c) ||
+	    c.max_entry < (uint64_t)c.max_payload + CMD_SLACK) {
+		off = (size_t)snprintf(msg, sizeof msg, "invalid value for");
+		for (uint32_t i = 0; i < n && off < sizeof msg - 1; i++) {
+			off += (size_t)snprintf(
+			    msg + off, sizeof msg - off, "%s %.*s=%" PRIu64,
+			    i ? "," : "",
+			    (int)(kv[i].key_len > 40 ? 40 : kv[i].key_len),
+			    kv[i].key, kv[i].value);
+		}
+		if (off < sizeof msg - 1) {
+			snprintf(msg + off, sizeof msg - off,
+			         ": out of range, or max_entry would not "
+			         "exceed max_payload by %d",
+			         CMD_SLACK);
+		}
+		session_write_error(s, m->req_id, WIRE_EINVAL, msg);
+		return -1;
+	}
+	cmd->type = FSM_CMD_CONFIG;
+	cmd->u.config.bootstrap = 0;
+	cmd->u.config.kv = kv;
+	cmd->u.config.n_kv = n;
+	return 0;
 }
 
 void session_answer_local(struct session *s, const struct wire_msg *m)
 {
+	struct node *n = s->node;
+	struct fsm_config_kv kv[NODE_CONFIG_KV_MAX];
 	struct fsm_cmd cmd;
+	char why[160];
 	int rv;
 
+	if (is_diverged(n)) {
+		session_write_error(s, m->req_id, WIRE_EUNAVAILABLE,
+		                    NODE_DIVERGED_TEXT);
+		return;
+	}
 	switch (m->op) {
 	case WIRE_OP_QUEUE_STATS:
-		reply_stats(s, m);
-		return;
 	case WIRE_OP_QUEUE_LIST:
-		reply_list(s, m, 0);
-		return;
 	case WIRE_OP_TOPIC_LIST:
-		reply_list(s, m, 1);
+	case WIRE_OP_CONFIG_GET:
+		read_enqueue(s, m);
 		return;
 	default:
 		break;
 	}
 	memset(&cmd, 0, sizeof cmd);
-	cmd.time = node_now_ms();
 	cmd.session = s->id;
 	cmd.req_id = m->req_id;
 	switch (m->op) {
@@ -399,17 +883,22 @@ void session_answer_local(struct session *s, const struct wire_msg *m)
 		cmd.u.bind.key = m->key.ptr;
 		cmd.u.bind.key_len = m->key.len;
 		break;
-	case WIRE_OP_PUBLISH:
-		if (m->payload.len > s->node->cfg->fsm.max_payload) {
-			char msg[96];
+	case WIRE_OP_PUBLISH: {
+		uint64_t size = message_size(m);
+		uint32_t max = fsm_config_get(n->fsm)->max_payload;
+		if (size > max) {
+			char msg[128];
 			snprintf(msg, sizeof msg,
-			         "payload of %u bytes exceeds limit %u",
-			         m->payload.len, s->node->cfg->fsm.max_payload);
+			         "message of %" PRIu64
+			         " bytes (payload, ids, type, reply-to and "
+			         "headers) exceeds max_payload %u",
+			         size, max);
 			session_write_error(s, m->req_id, WIRE_ETOOBIG, msg);
 			return;
 		}
+	}
 #ifdef RAFTMQ_TEST_FAULTS
-		if (s->node->cfg->fault == 1) {
+		if (n->cfg->fault == 1) {
 			/* Test-only fault 1: confirm a publish without
 			 * proposing it (ack before commit). The chaos harness
 			 * must report the resulting losses. */
@@ -474,21 +963,31 @@ void session_answer_local(struct session *s, const struct wire_msg *m)
 		cmd.u.settle.mode = m->mode;
 		cmd.u.settle.timeout = m->timeout;
 		break;
+	case WIRE_OP_CONFIG_SET:
+		if (config_set_cmd(s, m, &cmd, kv) != 0) {
+			return;
+		}
+		break;
 	default:
 		session_write_error(s, m->req_id, WIRE_EPROTO,
 		                    "unsupported request");
 		return;
 	}
-	rv = batch_add(s->node, &cmd);
+	why[0] = '\0';
+	rv = batch_add(n, &cmd, why);
 	if (rv != 0) {
-		session_write_error(
-		    s, m->req_id, rv,
-		    rv == WIRE_EBUSY ? "leader is saturated; retry" : NULL);
+		session_write_error(s, m->req_id, rv,
+		                    rv == WIRE_EBUSY
+		                        ? "leader is saturated; retry"
+		                    : why[0] != '\0' ? why
+		                                     : NULL);
 	}
 }
 
 /* ---------------------------------------------------------------------
- * The fsm sink: results and deliveries of applied commands. */
+ * The fsm sink: results and deliveries of applied commands. It runs on
+ * every node (session 0 results included), also while the log is replayed.
+ */
 
 void node_sink_result(void *data, const struct fsm_result *r)
 {
@@ -496,6 +995,10 @@ void node_sink_result(void *data, const struct fsm_result *r)
 	struct session *s;
 	struct wire_msg m;
 
+	if (r->type == FSM_CMD_CHECK && r->status == FSM_EDIVERGED) {
+		/* Handled from the tick, outside raft's apply. */
+		n->diverged = 1;
+	}
 	if (r->session == 0 || (s = node_session_find(n, r->session)) == NULL ||
 	    s->closing) {
 		return;
@@ -600,6 +1103,85 @@ void node_sink_effect(void *data, const struct fsm_delivery *d)
 }
 
 /* ---------------------------------------------------------------------
+ * Replicated configuration, divergence, STATUS. */
+
+static void config_diff_cb(void *arg, const char *flag, uint64_t mine,
+                           uint64_t theirs)
+{
+	(void)arg;
+	LOG_WARN("--%s %" PRIu64 " differs from the cluster's %" PRIu64
+	         "; using %" PRIu64
+	         "; change it with raftmq cluster config set",
+	         flag, mine, theirs, theirs);
+}
+
+void node_config_check(struct node *n)
+{
+	uint64_t v = fsm_config_version(n->fsm);
+	struct rg_info info;
+
+	if (v == n->config_seen || !fsm_config_is_set(n->fsm) ||
+	    n->rg == NULL) {
+		return;
+	}
+	rg_info(n->rg, &info);
+	if (info.applied_index < info.commit_index) {
+		return; /* replaying the log: compare with the final value */
+	}
+	n->config_seen = v;
+	node_config_fsm_diff(n->cfg, fsm_config_get(n->fsm), config_diff_cb, n);
+}
+
+/* This replica differs from the leader's: it stops serving for good (a
+ * restart rebuilds it from its own log, which the operator should replace:
+ * docs/operations.md). Called from the tick, outside raft's apply. */
+static void diverged_stop(struct node *n)
+{
+	if (n->diverged_stopped) {
+		return;
+	}
+	n->diverged_stopped = 1;
+	n->diverged = 1;
+	LOG_ERROR("this replica DIVERGED from the leader's (its digest "
+	          "differs at a CHECK; %" PRIu64 " commands applied, digest "
+	          "%016" PRIx64
+	          "): it no longer serves clients; see 'Divergence' in "
+	          "docs/operations.md",
+	          fsm_applied(n->fsm), fsm_digest(n->fsm));
+	if (n->serving) {
+		n->serving = 0;
+		batch_drop(n, WIRE_EUNAVAILABLE, NODE_DIVERGED_TEXT);
+	}
+	requeue_clear(n);
+	node_clock_stop(&n->clock);
+	/* No leader to proxy to, as far as clients are concerned. */
+	n->leader_id = 0;
+	node_close_sessions(n, WIRE_EUNAVAILABLE, NODE_DIVERGED_TEXT, 0);
+	if (n->role == RG_ROLE_LEADER && rg_transfer(n->rg) != RG_OK) {
+		LOG_WARN("diverged leader: leadership transfer failed");
+	}
+}
+
+void node_status_fill(struct node *n, struct wire_msg *m)
+{
+	m->present |= WIRE_BIT(WIRE_F_APPLIED) | WIRE_BIT(WIRE_F_DIGEST) |
+	              WIRE_BIT(WIRE_F_DIVERGED);
+	m->applied = fsm_applied(n->fsm);
+	m->digest = fsm_digest(n->fsm);
+	m->diverged = (uint8_t)is_diverged(n);
+}
+
+const char *node_refusal(const struct node *n)
+{
+	return is_diverged(n) ? NODE_DIVERGED_TEXT : NULL;
+}
+
+uint32_t node_max_payload(const struct node *n)
+{
+	return fsm_config_get(n->fsm)->max_payload;
+}
+
+/* ---------------------------------------------------------------------
  * Leadership and time. */
 
 static const char *role_str(int role)
@@ -609,26 +1191,99 @@ static const char *role_str(int role)
 	return role >= 0 && role <= 3 ? names[role] : "?";
 }
 
+/* A ready leader that does not serve yet proposes LEADER_ELECTED (with the
+ * config bootstrap when the cluster never set its configuration) in an
+ * entry of its own. From the role callback and, until it was applied, from
+ * every tick: a failed proposal is retried while this node leads. */
+static void propose_elected(struct node *n)
+{
+	struct internal_cmd ic;
+	struct fsm_config_kv *kv = ic.kv;
+	size_t alone;
+
+	if (n->role != RG_ROLE_LEADER || !n->ready || n->serving ||
+	    n->elected_term == n->term || n->stopping || is_diverged(n) ||
+	    n->rg == NULL) {
+		return;
+	}
+	if (rg_inflight(n->rg) >= rg_max_inflight(n->rg)) {
+		return;
+	}
+	if (!n->clock.running) {
+		/* Everything is applied (ready): fsm_now is the cluster
+		 * clock. A fresh cluster starts at this leader's wall. */
+		node_clock_start(&n->clock, fsm_now(n->fsm),
+		                 !fsm_config_is_set(n->fsm), uv_hrtime(),
+		                 node_now_ms());
+	}
+	requeue_clear(n);
+	batch_drop(n, WIRE_ENOTLEADER, "not the leader any more");
+	if (n->cur == NULL) {
+		LOG_ERROR("cannot propose leader-elected: out of memory");
+		return;
+	}
+	memset(&ic.cmd, 0, sizeof ic.cmd);
+	ic.cmd.type = FSM_CMD_LEADER_ELECTED;
+	ic.cmd.u.leader_elected.term = n->term;
+	ic.cmd.u.leader_elected.node = n->cfg->id;
+	if (batch_put(n, &ic.cmd, &alone) != 0) {
+		LOG_ERROR("cannot propose leader-elected");
+		batch_drop(n, WIRE_ENOTLEADER, "not the leader any more");
+		return;
+	}
+	if (!fsm_config_is_set(n->fsm)) {
+		/* The first leader seeds the replicated configuration from
+		 * its flags; the FSM applies it only while none was set. */
+		memset(&ic.cmd, 0, sizeof ic.cmd);
+		ic.cmd.type = FSM_CMD_CONFIG;
+		ic.cmd.u.config.bootstrap = 1;
+		ic.cmd.u.config.kv = kv;
+		ic.cmd.u.config.n_kv =
+		    fsm_config_to_kv(&n->cfg->fsm, kv, NODE_CONFIG_KV_MAX);
+		if (ic.cmd.u.config.n_kv > NODE_CONFIG_KV_MAX) {
+			ic.cmd.u.config.n_kv = NODE_CONFIG_KV_MAX;
+		}
+		if (batch_put(n, &ic.cmd, &alone) != 0) {
+			LOG_ERROR("cannot propose the configuration");
+			batch_drop(n, WIRE_ENOTLEADER,
+			           "not the leader any more");
+			return;
+		}
+		LOG_INFO("proposing the cluster configuration from this "
+		         "node's flags");
+	}
+	n->cur->is_elected = 1;
+	n->cur->term = n->term;
+	n->elected_term = n->term;
+	node_flush(n);
+}
+
 void node_role_cb(void *data, int role, uint64_t term, uint64_t leader_id,
                   int ready)
 {
 	struct node *n = data;
 	struct session *s, *next;
 
+	if (n->diverged) {
+		leader_id = 0; /* clients are not proxied by this replica */
+	}
 	if (role != n->role || term != n->term || leader_id != n->leader_id) {
 		LOG_INFO("raft: %s, term %llu, leader %llu%s", role_str(role),
 		         (unsigned long long)term,
 		         (unsigned long long)leader_id,
 		         ready ? " (ready)" : "");
 	}
+	if (role != RG_ROLE_LEADER || term != n->term) {
+		/* The cluster clock restarts from the FSM when we lead
+		 * again. */
+		node_clock_stop(&n->clock);
+	}
 	if (n->serving && (role != RG_ROLE_LEADER || term != n->term)) {
 		n->serving = 0;
 		LOG_INFO("no longer the serving leader: closing %u sessions",
 		         n->n_sessions);
-		entry_fail(n->cur, WIRE_ENOTLEADER, "not the leader any more");
-		fsm_batch_reset(&n->batch);
-		entry_free(n->cur);
-		n->cur = entry_new(n);
+		batch_drop(n, WIRE_ENOTLEADER, "not the leader any more");
+		requeue_clear(n);
 		node_close_sessions(n, WIRE_EUNKNOWN,
 		                    "leadership lost: outcome unknown, retry",
 		                    1);
@@ -647,27 +1302,63 @@ void node_role_cb(void *data, int role, uint64_t term, uint64_t leader_id,
 	n->leader_id = leader_id;
 	n->ready = ready;
 	node_watch_update(n);
-	if (role == RG_ROLE_LEADER && ready && n->elected_term != term &&
-	    !n->stopping) {
-		struct fsm_cmd cmd;
-		memset(&cmd, 0, sizeof cmd);
-		cmd.type = FSM_CMD_LEADER_ELECTED;
-		cmd.time = node_now_ms();
-		cmd.u.leader_elected.term = term;
-		cmd.u.leader_elected.node = n->cfg->id;
-		/* Its own entry, ahead of any client command. */
-		fsm_batch_reset(&n->batch);
-		entry_free(n->cur);
-		n->cur = entry_new(n);
-		if (n->cur == NULL || batch_add(n, &cmd) != 0) {
-			LOG_ERROR("cannot propose leader-elected");
-			return;
-		}
-		n->cur->is_elected = 1;
-		n->cur->term = term;
-		n->elected_term = term;
-		node_flush(n);
+	propose_elected(n);
+}
+
+/* Divergence detector: the serving leader proposes its (applied, digest)
+ * right after election and then every CHECK_INTERVAL_MS while commands
+ * were applied, only between entries (current batch empty), in an entry of
+ * its own. Entries in flight are applied before the CHECK on every replica
+ * too; each compares with its own digest at that applied count when it has
+ * one. A replica that missed or added commands has other counts: its
+ * count at the CHECK may be below the leader's latest, so the entry also
+ * carries the previous sample (older, which such a replica has passed). */
+static void sample(struct node *n)
+{
+	uint64_t a = fsm_applied(n->fsm);
+
+	if (a != n->sample_applied[0]) {
+		n->sample_applied[1] = n->sample_applied[0];
+		n->sample_digest[1] = n->sample_digest[0];
+		n->sample_applied[0] = a;
+		n->sample_digest[0] = fsm_digest(n->fsm);
 	}
+}
+
+static void maybe_check(struct node *n)
+{
+	uint64_t now = uv_now(n->loop);
+	uint64_t applied = fsm_applied(n->fsm);
+	struct fsm_cmd cmd;
+	size_t alone;
+
+	if (!n->serving || n->check_inflight || n->batch.count > 0 ||
+	    n->cur == NULL) {
+		return;
+	}
+	if (n->check_sent && (now - n->check_at < CHECK_INTERVAL_MS ||
+	                      applied <= n->check_applied + 2)) {
+		return;
+	}
+	memset(&cmd, 0, sizeof cmd);
+	cmd.type = FSM_CMD_CHECK;
+	cmd.u.check.applied = applied;
+	cmd.u.check.digest = fsm_digest(n->fsm);
+	if (batch_put(n, &cmd, &alone) != 0) {
+		return;
+	}
+	if (n->sample_applied[0] == applied && n->sample_applied[1] > 0 &&
+	    n->sample_applied[1] < applied) {
+		cmd.u.check.applied = n->sample_applied[1];
+		cmd.u.check.digest = n->sample_digest[1];
+		(void)batch_put(n, &cmd, &alone);
+	}
+	n->cur->is_check = 1;
+	n->check_inflight = 1;
+	n->check_sent = 1;
+	n->check_at = now;
+	n->check_applied = applied;
+	node_flush(n);
 }
 
 void node_tick_cb(uv_timer_t *t)
@@ -675,19 +1366,36 @@ void node_tick_cb(uv_timer_t *t)
 	struct node *n = t->data;
 	struct fsm_cmd cmd;
 	uint64_t now;
+	size_t alone;
 
 	node_watch_update(n); /* retries a broken link to the leader */
-	if (!n->serving || n->tick_inflight || n->stopping) {
+	if (n->stopping) {
 		return;
 	}
-	now = node_now_ms();
+	if (is_diverged(n)) {
+		diverged_stop(n);
+	}
+	node_config_check(n);
+	if (is_diverged(n)) {
+		return;
+	}
+	sample(n);
+	propose_elected(n);
+	if (!n->serving) {
+		return;
+	}
+	node_flush(n); /* re-queued internal commands */
+	maybe_check(n);
+	if (n->tick_inflight) {
+		return;
+	}
+	now = node_clock_stamp(&n->clock, uv_hrtime(), node_now_ms());
 	if (now < fsm_next_deadline(n->fsm)) {
 		return;
 	}
 	memset(&cmd, 0, sizeof cmd);
 	cmd.type = FSM_CMD_TICK;
-	cmd.time = now;
-	if (batch_add(n, &cmd) == 0) {
+	if (batch_put(n, &cmd, &alone) == 0) {
 		n->cur->is_tick = 1;
 		n->tick_inflight = 1;
 		node_flush(n);

@@ -61,14 +61,16 @@ static const struct opt opts[] = {
      "40 MiB)"},
     {"max-inflight", "RAFTMQ_MAX_INFLIGHT", OPT_UINT, OFF(max_inflight), 0, 1,
      1024, "raft entries in flight (default 16)"},
-    {"max-entry", "RAFTMQ_MAX_ENTRY", OPT_SIZE, OFF(max_entry), 0, 65536,
+    {"max-entry", "RAFTMQ_MAX_ENTRY", OPT_U64, OFF(fsm.max_entry), 0, 65536,
      64u << 20, "bytes per raft entry (default 1 MiB)"},
     {"max-frame", "RAFTMQ_MAX_FRAME", OPT_SIZE, OFF(max_frame), 0, 4096,
      64u << 20, "bytes per client frame (default 1 MiB + 64 KiB)"},
     {"max-sessions", "RAFTMQ_MAX_SESSIONS", OPT_UINT, OFF(max_sessions), 0, 1,
      1000000, "client connections (default 10000)"},
     {"max-payload", "RAFTMQ_MAX_PAYLOAD", OPT_UINT, OFF(fsm.max_payload), 0, 1,
-     16u << 20, "bytes per message body (default 262144)"},
+     16u << 20,
+     "bytes per message: body, ids, type, reply-to and headers (default "
+     "262144)"},
     {"max-queues", "RAFTMQ_MAX_QUEUES", OPT_UINT, OFF(fsm.max_queues), 0, 1,
      10000000, "queues (default 10000)"},
     {"default-max-length", "RAFTMQ_DEFAULT_MAX_LENGTH", OPT_U64,
@@ -78,20 +80,27 @@ static const struct opt opts[] = {
      OFF(fsm.default_max_bytes), 0, 1, UINT64_MAX,
      "body bytes per queue unless declared (default 1 GiB)"},
     {"test-fault", "RAFTMQ_TEST_FAULT", OPT_UINT, OFF(fault), 0, 0, 16,
-     "test-only fault switch (0 = none; only in RAFTMQ_TEST_FAULTS builds)"},
+     "test-only fault switch (0 = none; only in RAFTMQ_TEST_FAULTS builds): "
+     "1 confirms publishes without proposing them, 2 skips applying the "
+     "50th applied entry (a diverged replica), 3 refuses the first "
+     "proposal, 4 the first one carrying a session-down"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: raftmq-node [OPTIONS]\n\n"
-	        "Every option also reads an environment variable; flags win.\n"
-	        "--members and the state machine limits (--max-payload, "
-	        "--max-queues,\n--default-max-length, --default-max-bytes) "
-	        "must be identical on every\nnode: every node applies the same "
-	        "commands with them.\n\n");
+	fprintf(
+	    stderr,
+	    "usage: raftmq-node [OPTIONS]\n\n"
+	    "Every option also reads an environment variable; flags win.\n"
+	    "--members must be identical on every node. The state machine "
+	    "limits\n(--max-payload, --max-entry, --max-queues, "
+	    "--default-max-length,\n--default-max-bytes) are the cluster's "
+	    "replicated configuration: the\nfirst leader proposes them from "
+	    "its flags; later, change them with\n'raftmq cluster config "
+	    "set'. A node whose flags differ logs it and follows\nthe "
+	    "cluster.\n\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		fprintf(stderr, "  --%-20s %-27s %s\n", opts[i].flag,
 		        opts[i].env, opts[i].help);
@@ -222,6 +231,9 @@ static int set_opt(struct node_config *c, const struct opt *o, const char *v,
 	default:
 		break;
 	}
+	if (o >= opts && o < opts + N_OPTS) {
+		c->given |= (uint64_t)1 << (o - opts);
+	}
 	errno = 0;
 	n = strtoull(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' ||
@@ -263,11 +275,47 @@ static void defaults(struct node_config *c)
 	c->log_memory = (size_t)40 << 20;
 	c->max_inflight = 16;
 	c->max_entry = 1u << 20;
+	c->fsm.max_entry = c->max_entry;
 	c->max_frame = (1u << 20) + (64u << 10);
 	c->max_sessions = 10000;
 	c->max_session_output = 64u << 20;
 	c->max_pending_entries = 64;
 	fsm_config_default(&c->fsm);
+	c->fsm.max_entry = c->max_entry;
+}
+
+void node_config_fsm_diff(const struct node_config *c,
+                          const struct fsm_config *cluster,
+                          void (*cb)(void *arg, const char *flag, uint64_t mine,
+                                     uint64_t theirs),
+                          void *arg)
+{
+	const size_t lo = OFF(fsm), hi = lo + sizeof(struct fsm_config);
+
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		const char *mine_p = (const char *)c + o->offset;
+		const char *theirs_p = (const char *)cluster + (o->offset - lo);
+		uint64_t mine, theirs;
+
+		if (o->offset < lo || o->offset >= hi ||
+		    !(c->given & ((uint64_t)1 << i))) {
+			continue;
+		}
+		if (o->kind == OPT_U64) {
+			memcpy(&mine, mine_p, sizeof mine);
+			memcpy(&theirs, theirs_p, sizeof theirs);
+		} else {
+			uint32_t a, b;
+			memcpy(&a, mine_p, sizeof a);
+			memcpy(&b, theirs_p, sizeof b);
+			mine = a;
+			theirs = b;
+		}
+		if (mine != theirs) {
+			cb(arg, o->flag, mine, theirs);
+		}
+	}
 }
 
 const struct node_member *node_config_member(const struct node_config *c,
@@ -334,6 +382,7 @@ int node_config_load(struct node_config *c, int argc, char **argv, char *err)
 		         (unsigned long long)c->id);
 		return -1;
 	}
+	c->max_entry = (size_t)c->fsm.max_entry;
 	if (c->data_dir[0] == '\0') {
 		snprintf(err, 512, "--data-dir (RAFTMQ_DATA_DIR) is required");
 		return -1;

@@ -32,23 +32,36 @@ struct node_config {
 	unsigned heartbeat_timeout; /* ms */
 	unsigned snapshot_threshold;
 	unsigned snapshot_trailing;
-	size_t log_memory;         /* bytes, 0 = entry counts only */
-	unsigned max_inflight;     /* raft entries in flight */
-	size_t max_entry;          /* bytes per raft entry */
-	size_t max_frame;          /* bytes per client frame */
+	size_t log_memory;     /* bytes, 0 = entry counts only */
+	unsigned max_inflight; /* raft entries in flight */
+	size_t max_entry; /* bytes per raft entry: = fsm.max_entry, the seed of
+	                     the replicated limit */
+	size_t max_frame; /* bytes per client frame */
 	unsigned max_sessions;     /* client connections */
 	size_t max_session_output; /* bytes queued to one client before it is
 	                              cut off */
 	unsigned
 	    max_pending_entries; /* batches waiting for an in-flight slot */
+	/* The state machine limits from the flags: only the seed of the
+	 * cluster's replicated configuration (the first leader proposes
+	 * them); apply and admission read fsm_config_get() instead. */
 	struct fsm_config fsm;
-	int fault; /* test-only fault switch, see node_config_usage() */
+	int fault;      /* test-only fault switch, see node_config_usage() */
+	uint64_t given; /* bit i: option i was set by a flag or variable */
 };
 
 /* Fills defaults, then reads RAFTMQ_* environment variables, then the flags.
  * Returns 0, 1 when --help was asked (usage printed), or -1 with a message
  * in `err` (size 512). */
 int node_config_load(struct node_config *c, int argc, char **argv, char *err);
+
+/* Calls `cb` for every state machine flag (--max-payload, ...) that was
+ * given on this node and differs from the cluster's replicated value. */
+void node_config_fsm_diff(const struct node_config *c,
+                          const struct fsm_config *cluster,
+                          void (*cb)(void *arg, const char *flag, uint64_t mine,
+                                     uint64_t theirs),
+                          void *arg);
 
 /* The member entry of this node (never NULL after a successful load). */
 const struct node_member *node_config_self(const struct node_config *c);

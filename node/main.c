@@ -128,9 +128,12 @@ int main(int argc, char **argv)
 	uv_loop_init(&loop);
 	fsm_batch_init(&n.batch);
 	wire_buf_init(&n.scratch);
-	n.fsm = fsm_new(&cfg.fsm);
+	n.reads_tail = &n.reads;
+	/* The defaults: the limits are replicated state (a config command
+	 * from the first leader's flags), never this node's flags. */
+	n.fsm = fsm_new(NULL);
 	if (n.fsm == NULL) {
-		LOG_ERROR("cannot create the state machine (bad limits?)");
+		LOG_ERROR("cannot create the state machine (out of memory)");
 		return 1;
 	}
 
@@ -150,8 +153,16 @@ int main(int argc, char **argv)
 	rgc.snapshot_trailing = cfg.snapshot_trailing;
 	rgc.log_memory = cfg.log_memory;
 	rgc.max_inflight = cfg.max_inflight;
-	rgc.max_entry = cfg.max_entry;
-	rgc.fsm = cfg.fsm;
+	/* The replicated max_entry is the admission limit (command.c); this
+	 * only caps what raft_glue accepts. */
+	rgc.max_entry = (size_t)64 << 20;
+#ifdef RAFTMQ_TEST_FAULTS
+	if (cfg.fault == 2) {
+		/* Test-only fault 2: this replica skips applying its 50th
+		 * applied entry (the divergence detector must catch it). */
+		rgc.test_skip_apply = 50;
+	}
+#endif
 
 	memset(&cbs, 0, sizeof cbs);
 	cbs.data = &n;
@@ -197,6 +208,7 @@ int main(int argc, char **argv)
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 	}
+	node_commands_free(&n);
 	fsm_free(n.fsm);
 	fsm_batch_close(&n.batch);
 	wire_buf_free(&n.scratch);

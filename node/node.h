@@ -29,6 +29,7 @@
 #include "../fsm/fsm.h"
 #include "../raft_glue/rg.h"
 #include "../wire/wire.h"
+#include "clock.h"
 #include "config.h"
 #include "reqset.h"
 
@@ -66,6 +67,17 @@ struct session {
 	struct session *hnext;       /* id hash chain (LOCAL sessions) */
 };
 
+/* Fields of a CONFIG command: at most this many keys. */
+#define NODE_CONFIG_KV_MAX 64
+
+/* A node-internal command (session 0) with its own storage, kept so that it
+ * can be proposed again when its entry was not proposed or failed: a
+ * SESSION_DOWN or a config bootstrap is never dropped. */
+struct internal_cmd {
+	struct fsm_cmd cmd;
+	struct fsm_config_kv kv[NODE_CONFIG_KV_MAX]; /* CONFIG keys */
+};
+
 /* Requests carried by one proposed entry, to answer them when it fails. */
 struct entry_req {
 	uint64_t session;
@@ -78,7 +90,22 @@ struct entry {
 	unsigned n_reqs, cap_reqs;
 	int is_elected; /* the LEADER_ELECTED entry of `term` */
 	int is_tick;
+	int is_check;
 	uint64_t term;
+	/* internal commands it carries, to re-queue them on failure */
+	struct internal_cmd *internal;
+	unsigned n_internal, cap_internal;
+};
+
+/* A read (queue stats/list, topic list, config get) waiting for a read
+ * barrier, so that a deposed leader never answers from stale state. */
+struct read_req {
+	struct read_req *next;
+	uint64_t session;
+	uint64_t req_id;
+	uint8_t op;
+	uint32_t name_len;
+	char name[]; /* queue name of QUEUE_STATS */
 };
 
 #define NODE_SESSION_BUCKETS 4096
@@ -100,6 +127,28 @@ struct node {
 	int serving;           /* our LEADER_ELECTED of `term` applied */
 	uint64_t elected_term; /* term for which LEADER_ELECTED was proposed */
 	int tick_inflight;
+	/* the cluster clock while this node leads (clock.h) */
+	struct node_clock clock;
+	/* internal commands waiting for the next batch (re-queued) */
+	struct internal_cmd *requeue;
+	unsigned n_requeue, cap_requeue;
+	/* replicated configuration: the version last compared with the
+	 * flags */
+	uint64_t config_seen;
+	/* divergence detector */
+	int diverged;           /* this replica differs: serves no client */
+	int diverged_stopped;   /* ... and its sessions were closed */
+	int check_inflight;     /* a CHECK entry is being proposed */
+	int check_sent;         /* a CHECK was proposed in this term */
+	uint64_t check_at;      /* uv_now() of the last CHECK */
+	uint64_t check_applied; /* fsm_applied() that it carried */
+	/* (applied, digest) sampled by the tick at its last two changes */
+	uint64_t sample_applied[2], sample_digest[2];
+	/* reads waiting for a barrier, and those of the barrier in flight */
+	struct read_req *reads, **reads_tail;
+	struct read_req *reads_barrier;
+	int barrier_inflight;
+	int fault_fired; /* test-only faults that fire once */
 	/* batching */
 	struct fsm_batch batch;
 	struct entry *cur; /* requests of `batch` */
@@ -119,6 +168,8 @@ struct node {
 		uint64_t leader; /* the leader it connects to */
 		uint64_t retry_at;
 		char scratch[64];
+		uv_write_t wreq;
+		char hello[96]; /* the HELLO it sends (heartbeats off) */
 	} watch;
 	/* scratch for decoding message headers */
 	struct wire_header hdr_scratch[1024];
@@ -155,6 +206,8 @@ void proxy_forward(struct session *s, const char *frame, size_t len,
 void node_submit(struct session *s, const struct wire_msg *m);
 void node_submit_cmd(struct node *n, const struct fsm_cmd *cmd);
 void node_flush(struct node *n);
+/* Frees the current entry and the re-queued commands (at exit). */
+void node_commands_free(struct node *n);
 /* 1 when the current batch is full and cannot be proposed yet. */
 int node_saturated(struct node *n);
 void node_role_cb(void *data, int role, uint64_t term, uint64_t leader_id,
@@ -163,5 +216,22 @@ void node_sink_result(void *data, const struct fsm_result *r);
 void node_sink_effect(void *data, const struct fsm_delivery *d);
 void node_tick_cb(uv_timer_t *t);
 uint64_t node_now_ms(void);
+/* Compares the flags with the replicated configuration when its version
+ * changed (at start once the log is applied, then from the tick), logging
+ * each difference at warn. */
+void node_config_check(struct node *n);
+
+/* Hooks for server.c (owned by another change; to be wired in there):
+ * - node_status_fill(): session_status() calls it on the STATUS reply it
+ *   built, which gains applied, digest and diverged;
+ * - node_refusal(): choose_mode() calls it first; when it returns a text,
+ *   the request is answered WIRE_EUNAVAILABLE with it (a diverged replica
+ *   serves no client, not even through a proxy);
+ * - node_max_payload(): HELLO_OK's max_payload (the replicated limit, not
+ *   the flag). */
+#define NODE_DIVERGED_TEXT "replica diverged; see docs/operations.md"
+void node_status_fill(struct node *n, struct wire_msg *m);
+const char *node_refusal(const struct node *n);
+uint32_t node_max_payload(const struct node *n);
 
 #endif /* RAFTMQ_NODE_H */

@@ -11,9 +11,11 @@
  * false alarm (the leader closed the connection but lives) costs nothing,
  * since its heartbeats keep resetting the timer.
  *
- * The connection never carries a frame: the leader sees a session that never
- * says HELLO. It is reopened after WATCH_RETRY_MS when it breaks, and
- * follows the leader when the leader changes. */
+ * The connection carries one HELLO (heartbeats off, so that the leader's
+ * HELLO deadline does not close it and fake a dead leader) and nothing
+ * else; the HELLO_OK is read and ignored. It is reopened after
+ * WATCH_RETRY_MS when it breaks, and follows the leader when the leader
+ * changes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,8 +56,7 @@ static void watch_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 
 	if (nread >= 0) {
-		return; /* the leader writes nothing to a session before HELLO
-		         */
+		return; /* HELLO_OK, ignored */
 	}
 	if (n->role == RG_ROLE_FOLLOWER && n->leader_id == leader) {
 		LOG_INFO("link to leader %llu closed by its host (%s)",
@@ -64,6 +65,36 @@ static void watch_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	n->watch.retry_at = uv_now(n->loop) + WATCH_RETRY_MS;
 	watch_drop(n);
+}
+
+static void watch_written(uv_write_t *req, int status)
+{
+	(void)req;
+	(void)status; /* a broken link shows up as a read error */
+}
+
+/* Says HELLO, without heartbeats: an idle session the leader keeps. */
+static void watch_hello(struct node *n)
+{
+	struct wire_buf b;
+	struct wire_msg m;
+	uv_buf_t ub;
+
+	wire_buf_init(&b);
+	wire_msg_init(&m, WIRE_OP_HELLO, 1);
+	m.present = WIRE_BIT(WIRE_F_VERSION) | WIRE_BIT(WIRE_F_CLIENT);
+	m.version = WIRE_VERSION;
+	m.client.ptr = "raftmq-node-watch";
+	m.client.len = 17;
+	if (wire_encode(&b, &m) == 0 && b.len <= sizeof n->watch.hello) {
+		memcpy(n->watch.hello, b.data, b.len);
+		ub = uv_buf_init(n->watch.hello, (unsigned)b.len);
+		if (uv_write(&n->watch.wreq, (uv_stream_t *)&n->watch.tcp, &ub,
+		             1, watch_written) != 0) {
+			LOG_DEBUG("watch: HELLO not sent");
+		}
+	}
+	wire_buf_free(&b);
 }
 
 static void watch_connected(uv_connect_t *req, int status)
@@ -78,6 +109,7 @@ static void watch_connected(uv_connect_t *req, int status)
 		return;
 	}
 	uv_read_start((uv_stream_t *)&n->watch.tcp, watch_alloc, watch_read);
+	watch_hello(n);
 }
 
 static void watch_connect(struct node *n)

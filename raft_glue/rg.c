@@ -35,6 +35,14 @@ struct rg_req {
 	void *arg;
 };
 
+/* One read barrier in flight. */
+struct rg_barrier_req {
+	struct raft_barrier barrier; /* barrier.data = this */
+	struct rg *rg;
+	void (*cb)(void *arg, int status);
+	void *arg;
+};
+
 enum rg_stop_state {
 	RG_RUNNING = 0,
 	RG_STOP_REQUESTED, /* 0 ms timer armed */
@@ -80,6 +88,8 @@ struct rg {
 
 	enum rg_stop_state stop;
 	struct raft_transfer xfer;
+	struct raft_transfer handover; /* rg_transfer() */
+	int handing_over;
 	void (*stop_cb)(void *arg);
 	void *stop_arg;
 };
@@ -119,6 +129,7 @@ void rg_config_default(struct rg_config *c)
 	c->max_inflight = 16;
 	c->max_entry = 1024 * 1024;
 	fsm_config_default(&c->fsm);
+	c->test_skip_apply = 0;
 }
 
 /* Leadership.
@@ -291,6 +302,72 @@ int rg_propose(struct rg *r, const void *buf, size_t len,
 		        raft_strerror(rv), rv, raft_errmsg(&r->raft));
 		abort();
 	}
+}
+
+static void rg__barrier_cb(struct raft_barrier *b, int status)
+{
+	struct rg_barrier_req *q = b->data;
+
+	q->cb(q->arg, status == 0 ? RG_OK : RG_UNKNOWN);
+	free(q);
+}
+
+int rg_barrier(struct rg *r, void (*cb)(void *arg, int status), void *arg)
+{
+	struct rg_barrier_req *q;
+	int rv;
+
+	if (r->stop != RG_RUNNING || raft_state(&r->raft) != RAFT_LEADER)
+		return RG_NOTLEADER;
+	q = malloc(sizeof *q);
+	if (q == NULL)
+		return RG_NOMEM;
+	q->barrier.data = q;
+	q->rg = r;
+	q->cb = cb;
+	q->arg = arg;
+	rv = raft_barrier(&r->raft, &q->barrier, rg__barrier_cb);
+	switch (rv) {
+	case 0:
+		return RG_OK;
+	case RAFT_NOTLEADER:
+	case RAFT_NOSPACE:
+		free(q);
+		return rv == RAFT_NOTLEADER ? RG_NOTLEADER : RG_NOSPACE;
+	default:
+		/* Like raft_apply (raft-notes N4): any other error leaves
+		 * raft's log inconsistent. */
+		rg__log(3, "raft_barrier: %s (%d): %s; aborting",
+		        raft_strerror(rv), rv, raft_errmsg(&r->raft));
+		abort();
+	}
+}
+
+static void rg__handover_cb(struct raft_transfer *xfer)
+{
+	struct rg *r = xfer->data;
+
+	r->handing_over = 0;
+}
+
+int rg_transfer(struct rg *r)
+{
+	int rv;
+
+	if (r->stop != RG_RUNNING || raft_state(&r->raft) != RAFT_LEADER ||
+	    r->handing_over)
+		return RG_NOTLEADER;
+	if (r->n_members < 2)
+		return RG_ERROR;
+	memset(&r->handover, 0, sizeof r->handover);
+	r->handover.data = r;
+	rv = raft_transfer(&r->raft, &r->handover, 0, rg__handover_cb);
+	if (rv != 0) {
+		rg__log(2, "raft_transfer: %s (%d)", raft_strerror(rv), rv);
+		return rv == RAFT_NOTLEADER ? RG_NOTLEADER : RG_ERROR;
+	}
+	r->handing_over = 1;
+	return RG_OK;
 }
 
 unsigned rg_inflight(const struct rg *r)
@@ -638,6 +715,7 @@ int rg_start(struct rg **out, uv_loop_t *loop, const struct rg_config *c,
 	r->max_entry = c->max_entry;
 	r->role = RG_ROLE_UNAVAILABLE;
 	rg_fsm_init(&r->fsm, fsm, &r->cbs.sink);
+	r->fsm.skip_apply_at = c->test_skip_apply;
 
 	rv = rg_transport_init(&r->transport, loop, c->bind_address);
 	if (rv != 0) {

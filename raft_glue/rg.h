@@ -61,7 +61,10 @@ struct rg_config {
 	                          only; default 40 MiB (rg_fsm_bound_log) */
 	unsigned max_inflight; /* proposals in flight, default 16 */
 	size_t max_entry;      /* bytes per entry, default 1 MiB */
-	struct fsm_config fsm; /* limits of the state machine */
+	struct fsm_config fsm; /* unused: the limits are replicated state */
+	uint64_t test_skip_apply; /* TEST ONLY (fault 2): this process skips
+	                             applying its N-th applied entry, which
+	                             corrupts its replica; 0 = never */
 };
 
 /* Fills the numeric defaults; id, dir and members stay for the caller. */
@@ -98,6 +101,19 @@ int rg_start(struct rg **out, uv_loop_t *loop, const struct rg_config *c,
  * means it was not proposed and `cb` never fires. */
 int rg_propose(struct rg *r, const void *buf, size_t len,
                void (*cb)(void *arg, int status), void *arg);
+
+/* Read barrier: `cb` fires once later with RG_OK when every entry
+ * committed before the call has been applied on this node while it still
+ * led (a raft barrier entry was committed in its term), or RG_UNKNOWN when
+ * leadership was lost first. Other return values: not submitted (no cb).
+ * Serve reads from the FSM only after RG_OK, so that a deposed leader never
+ * answers from stale state. */
+int rg_barrier(struct rg *r, void (*cb)(void *arg, int status), void *arg);
+
+/* Hands leadership to another up-to-date voter (raft_transfer), e.g. when
+ * this replica found itself diverged. Returns RG_OK (the transfer runs; the
+ * role callback reports the result), RG_NOTLEADER or RG_ERROR. */
+int rg_transfer(struct rg *r);
 
 /* Number of proposals in flight, and the bound. */
 unsigned rg_inflight(const struct rg *r);

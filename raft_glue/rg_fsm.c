@@ -36,7 +36,23 @@ static int rg_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 	int rv;
 
 	*result = NULL;
+	if (f->skip_apply_at != 0 && f->n_applied + 1 == f->skip_apply_at) {
+		/* Test-only fault 2: this replica silently misses one entry,
+		 * which the divergence detector must find. */
+		rg__log(2, "test fault: entry %llu not applied",
+		        (unsigned long long)f->skip_apply_at);
+		f->n_applied++;
+		return 0;
+	}
 	rv = fsm_apply_entry(f->fsm, buf->base, buf->len, f->sink);
+	if (fsm_failed(f->fsm)) {
+		/* The state of this replica may now differ from the others'
+		 * (DESIGN invariant 8): stop before it serves or votes with
+		 * it. On restart it is rebuilt from the snapshot and log. */
+		rg__log(3, "out of memory inside apply: stopping this node so "
+		           "that it cannot diverge");
+		abort();
+	}
 	f->n_applied++;
 	f->since_bytes += buf->len;
 	f->since_entries++;

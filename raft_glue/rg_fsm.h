@@ -15,7 +15,10 @@
  *
  * apply:    fsm_apply_entry(fsm, entry, sink); always returns 0 (a malformed
  *           entry yields an FSM_EMALFORMED result and is counted and logged),
- *           `*result` = NULL: outcomes travel through the sink.
+ *           `*result` = NULL: outcomes travel through the sink. When fsm/
+ *           reports an allocation failure inside apply (fsm_failed), the
+ *           process aborts: this replica may now differ from the others
+ *           and must not go on (DESIGN invariant 8).
  * snapshot: fsm_snapshot() into one malloc'd buffer, freed by finalize.
  * restore:  fsm_restore(); a failure fails raft_start() with RAFT_CORRUPT
  *           while `started` is false, and is fatal (abort) afterwards, when
@@ -30,6 +33,9 @@ struct rg_fsm {
 	uint64_t n_snapshots;        /* snapshots taken */
 	uint64_t n_restores;         /* snapshots restored */
 	bool started;                /* raft_start() has returned */
+	/* Test-only fault (rg_config.test_skip_apply): the N-th entry
+	 * applied by this process is skipped, 0 = never. */
+	uint64_t skip_apply_at;
 
 	/* Byte bound on raft's in-memory log, see rg_fsm_bound_log(). */
 	struct raft *owner; /* NULL: entry counts only */

@@ -147,7 +147,9 @@ const char *wire_op_name(int op)
 	                                  "ACK",
 	                                  "NACK",
 	                                  "EXTEND",
-	                                  "STATUS"};
+	                                  "STATUS",
+	                                  "CONFIG_GET",
+	                                  "CONFIG_SET"};
 	static const char *const rep[] = {"HELLO_OK", "OK", "ERROR", "DELIVER",
 	                                  "CANCELLED"};
 
@@ -197,6 +199,8 @@ uint64_t wire_fields(uint8_t op)
 		return B(QUEUE_ID) | B(SEQ) | B(MODE);
 	case WIRE_OP_EXTEND:
 		return B(QUEUE_ID) | B(SEQ) | B(TIMEOUT);
+	case WIRE_OP_CONFIG_SET:
+		return B(CONFIG);
 	case WIRE_OP_HELLO_OK:
 		return B(VERSION) | B(NODE_ID) | B(MAX_FRAME) | B(MAX_PAYLOAD);
 	case WIRE_OP_ERROR:
@@ -244,6 +248,8 @@ uint64_t wire_required(uint8_t op)
 		return B(QUEUE_ID) | B(SEQ);
 	case WIRE_OP_EXTEND:
 		return B(QUEUE_ID) | B(SEQ) | B(TIMEOUT);
+	case WIRE_OP_CONFIG_SET:
+		return B(CONFIG);
 	case WIRE_OP_ERROR:
 		return B(CODE);
 	case WIRE_OP_DELIVER:
@@ -288,12 +294,14 @@ struct key_desc {
 static const struct key_desc keys[] = {
     K("ack_timeout", OPTS, T_U64, opts.ack_timeout),
     K("acked", STATS, T_U64, stats.acked),
+    K("applied", APPLIED, T_U64, applied),
     K("applied_index", APPLIED_INDEX, T_U64, applied_index),
     K("auto_delete", OPTS, T_BOOL, opts.auto_delete),
     K("bytes", STATS, T_U64, stats.bytes),
     K("client", CLIENT, T_STR, client),
     K("code", CODE, T_U32, code),
     K("commit_index", COMMIT_INDEX, T_U64, commit_index),
+    K("config", CONFIG, T_RAW, config_raw),
     K("consumer", CONSUMER, T_U64, consumer),
     K("consumers", STATS, T_U64, stats.consumers),
     K("correlation_id", CORRELATION_ID, T_STR, correlation_id),
@@ -305,6 +313,8 @@ static const struct key_desc keys[] = {
     K("delay", DELAY, T_U64, delay),
     K("delayed", STATS, T_U64, stats.delayed),
     K("delivery_count", DELIVERY_COUNT, T_U32, delivery_count),
+    K("digest", DIGEST, T_U64, digest),
+    K("diverged", DIVERGED, T_BOOL, diverged),
     K("dlq", OPTS, T_STR, opts.dlq),
     K("dropped", STATS, T_U64, stats.dropped),
     K("duplicate", DUPLICATE, T_BOOL, duplicate),
@@ -413,6 +423,10 @@ static const struct key_desc fields[WIRE_F_COUNT_] = {
         K("applied_index", APPLIED_INDEX, T_U64, applied_index),
     [WIRE_F_LAST_INDEX] = K("last_index", LAST_INDEX, T_U64, last_index),
     [WIRE_F_MEMBERS] = K("members", MEMBERS, T_RAW, members_raw),
+    [WIRE_F_CONFIG] = K("config", CONFIG, T_RAW, config_raw),
+    [WIRE_F_APPLIED] = K("applied", APPLIED, T_U64, applied),
+    [WIRE_F_DIGEST] = K("digest", DIGEST, T_U64, digest),
+    [WIRE_F_DIVERGED] = K("diverged", DIVERGED, T_BOOL, diverged),
 };
 
 static const struct key_desc *field_desc(int field)
@@ -837,6 +851,7 @@ static const char *const missing_msgs[WIRE_F_COUNT_] = {
     X(TOPIC, "topic"),       X(KIND, "kind"),         X(PAYLOAD, "payload"),
     X(PREFETCH, "prefetch"), X(CONSUMER, "consumer"), X(QUEUE_ID, "queue_id"),
     X(SEQ, "seq"),           X(TIMEOUT, "timeout"),   X(CODE, "code"),
+    X(CONFIG, "config"),
 #undef X
 };
 
@@ -1080,6 +1095,21 @@ int wire_next_topic(struct wire_iter *it, struct wire_topic *out)
 	if (small_map(&r, out, topic_key))
 		return iter_done(it, &r, 0);
 	fix_str(&out->name);
+	return iter_done(it, &r, 1);
+}
+
+int wire_next_config(struct wire_iter *it, struct wire_kv *out)
+{
+	struct rd r;
+	uint32_t n;
+
+	if (!iter_start(it, &r))
+		return 0;
+	memset(out, 0, sizeof(*out));
+	if (rd_container(&r, &n, 0) || n != 2 || rd_str(&r, &out->key) ||
+	    rd_uint(&r, &out->value))
+		return iter_done(it, &r, 0);
+	fix_str(&out->key);
 	return iter_done(it, &r, 1);
 }
 
@@ -1334,6 +1364,16 @@ static void pk_members(struct pk *p, const struct wire_member *mb, uint32_t n)
 	}
 }
 
+static void pk_config(struct pk *p, const struct wire_kv *kv, uint32_t n)
+{
+	pk_container(p, n, 0);
+	for (uint32_t i = 0; i < n; i++) {
+		pk_container(p, 2, 0);
+		pk_str(p, &kv[i].key);
+		pk_uint(p, kv[i].value);
+	}
+}
+
 /* Writes a frame head: length placeholder, [op, req_id, ... */
 static size_t pk_head(struct pk *p, uint8_t op, uint64_t req_id)
 {
@@ -1442,8 +1482,11 @@ int wire_encode(struct wire_buf *b, const struct wire_msg *m)
 				       m->headers[i].val_len, 0);
 			}
 			break;
-		case T_RAW: /* members */
-			pk_members(&p, m->members, m->n_members);
+		case T_RAW: /* members, config */
+			if (f == WIRE_F_CONFIG)
+				pk_config(&p, m->config, m->n_config);
+			else
+				pk_members(&p, m->members, m->n_members);
 			break;
 		}
 	}

@@ -48,7 +48,9 @@ enum wire_op {
 	WIRE_OP_NACK = 17,
 	WIRE_OP_EXTEND = 18,
 	WIRE_OP_STATUS = 19,
-	WIRE_OP_REQUEST_MAX, /* requests are 1 .. WIRE_OP_REQUEST_MAX - 1 */
+	WIRE_OP_CONFIG_GET = 20, /* the replicated configuration */
+	WIRE_OP_CONFIG_SET = 21, /* change some of its keys */
+	WIRE_OP_REQUEST_MAX,     /* requests are 1 .. WIRE_OP_REQUEST_MAX - 1 */
 
 	WIRE_OP_HELLO_OK = 64,
 	WIRE_OP_OK = 65,
@@ -160,6 +162,13 @@ struct wire_member {
 	struct wire_str client_address;
 };
 
+/* One key of the replicated configuration (CONFIG_GET reply, CONFIG_SET
+ * request): the field names of struct fsm_config. */
+struct wire_kv {
+	struct wire_str key;
+	uint64_t value;
+};
+
 /* One binding of a topic in a TOPIC_LIST reply. */
 struct wire_binding {
 	struct wire_str queue;
@@ -233,6 +242,10 @@ enum wire_field {
 	WIRE_F_MEMBERS,        /* "members"      array of member maps */
 	WIRE_F_LIST,           /* "list"         array of stats maps */
 	WIRE_F_TOPICS,         /* "topics"       array of topic maps */
+	WIRE_F_CONFIG,         /* "config"       array of [key, uint] */
+	WIRE_F_APPLIED,        /* "applied"      uint (STATUS: commands) */
+	WIRE_F_DIGEST,         /* "digest"       uint (STATUS) */
+	WIRE_F_DIVERGED,       /* "diverged"     bool (STATUS) */
 	WIRE_F_COUNT_
 };
 
@@ -301,6 +314,14 @@ struct wire_msg {
 	struct wire_raw members_raw; /* decode: walk with wire_next_member */
 	struct wire_raw list_raw;    /* decode: QUEUE_LIST, wire_next_queue */
 	struct wire_raw topics_raw;  /* decode: TOPIC_LIST, wire_next_topic */
+	/* STATUS OK: the divergence detector of the node's replica */
+	uint64_t applied, digest; /* commands applied, running digest */
+	uint8_t diverged;         /* this replica found itself diverged */
+
+	/* CONFIG_GET OK, CONFIG_SET */
+	const struct wire_kv *config; /* encode only */
+	uint32_t n_config;            /* encode only */
+	struct wire_raw config_raw;   /* decode: walk with wire_next_config */
 
 	/* Set by wire_decode() on error: static text, never freed. */
 	const char *err;
@@ -344,6 +365,7 @@ int wire_next_queue(struct wire_iter *it, struct wire_queue_stats *out);
 int wire_next_topic(struct wire_iter *it, struct wire_topic *out);
 int wire_next_binding(struct wire_iter *it, struct wire_binding *out);
 int wire_next_member(struct wire_iter *it, struct wire_member *out);
+int wire_next_config(struct wire_iter *it, struct wire_kv *out);
 
 /* A growable output buffer (owned memory). */
 struct wire_buf {

@@ -68,7 +68,7 @@ void cluster_start(struct cluster *c, int i)
 	snprintf(id, sizeof id, "%d", i);
 	snprintf(data, sizeof data, "%s/n%d", c->dir, i);
 	snprintf(log, sizeof log, "%s/n%d.log", c->dir, i);
-	argv[argc++] = RAFTMQ_NODE_BIN;
+	argv[argc++] = c->bin[i] != NULL ? c->bin[i] : RAFTMQ_NODE_BIN;
 	argv[argc++] = "--id";
 	argv[argc++] = id;
 	argv[argc++] = "--data-dir";
@@ -77,6 +77,9 @@ void cluster_start(struct cluster *c, int i)
 	argv[argc++] = c->members;
 	for (int k = 0; k < c->n_extra; k++) {
 		argv[argc++] = c->extra[k];
+	}
+	for (int k = 0; k < c->n_node_extra[i]; k++) {
+		argv[argc++] = c->node_extra[i][k];
 	}
 	argv[argc] = NULL;
 	pid = fork();
@@ -91,6 +94,9 @@ void cluster_start(struct cluster *c, int i)
 		(void)o;
 		/* Never outlive the test, even when it crashes. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (int k = 0; k < c->n_node_env[i]; k++) {
+			putenv((char *)c->node_env[i][k]);
+		}
 		execv(argv[0], (char **)argv);
 		perror("execv");
 		_exit(127);
@@ -206,6 +212,25 @@ uint64_t cluster_leader_seen_by(struct cluster *c, int i, char *role,
 	}
 	raftmq_close(h);
 	return leader;
+}
+
+int cluster_status(struct cluster *c, int i, struct raftmq_node_status *out)
+{
+	struct raftmq_options o;
+	struct raftmq *h;
+	int rv;
+
+	raftmq_options_default(&o);
+	o.servers = c->client_addr[i];
+	o.timeout_ms = 1000;
+	o.connect_timeout_ms = 500;
+	h = raftmq_new(&o);
+	if (h == NULL) {
+		return RAFTMQ_ENOMEM;
+	}
+	rv = raftmq_status(h, out);
+	raftmq_close(h);
+	return rv;
 }
 
 int cluster_wait_leader(struct cluster *c, int timeout_ms)

@@ -16,6 +16,13 @@ struct cluster {
 	char members[512];
 	const char *extra[16]; /* extra flags for every node */
 	int n_extra;
+	/* per node (index 1..3): extra flags, environment ("NAME=value"),
+	 * and the binary (NULL = RAFTMQ_NODE_BIN) */
+	const char *node_extra[CLUSTER_N + 1][8];
+	int n_node_extra[CLUSTER_N + 1];
+	const char *node_env[CLUSTER_N + 1][4];
+	int n_node_env[CLUSTER_N + 1];
+	const char *bin[CLUSTER_N + 1];
 };
 
 /* Creates the temp dir and port plan (no process yet). */
@@ -40,6 +47,10 @@ uint64_t cluster_leader_seen_by(struct cluster *c, int i, char *role,
 /* Waits (up to timeout_ms) until every running node agrees on one leader
  * that says it leads; returns its id or 0. */
 int cluster_wait_leader(struct cluster *c, int timeout_ms);
+/* STATUS of node i into *out (the struct of client/raftmq.h). Returns 0
+ * or the client's error code. */
+struct raftmq_node_status;
+int cluster_status(struct cluster *c, int i, struct raftmq_node_status *out);
 /* Servers string of the given node. */
 const char *cluster_addr(struct cluster *c, int i);
 /* Prints the tail of every node's log to stderr (for failures). */

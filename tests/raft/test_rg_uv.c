@@ -66,6 +66,9 @@ struct cluster {
 	unsigned proposed, cb_ok, cb_unknown, stopped;
 	int saw_busy, saw_notleader, saw_toobig;
 	int in_propose; /* detects callbacks fired from inside rg_propose */
+	unsigned barrier_ok, barrier_unknown;
+	uint64_t barrier_applied; /* leader's applied index in its callback */
+	uint64_t barrier_before;  /* ... and its last index before the call */
 	int cb_inside_propose;
 };
 
@@ -102,6 +105,22 @@ static void on_proposed(void *arg, int status)
 		c->cb_ok++;
 	else
 		c->cb_unknown++;
+}
+
+static void on_barrier(void *arg, int status)
+{
+	struct cluster *c = arg;
+	struct rg_info info;
+
+	if (c->in_propose)
+		c->cb_inside_propose = 1;
+	if (status == RG_OK) {
+		c->barrier_ok++;
+		rg_info(c->n[c->leader].rg, &info);
+		c->barrier_applied = info.applied_index;
+	} else {
+		c->barrier_unknown++;
+	}
 }
 
 static void on_stopped(void *arg)
@@ -192,6 +211,22 @@ static void drive(uv_timer_t *t)
 			                 RG_TOOBIG);
 			c->saw_toobig = 1;
 			free(big);
+			/* Followers refuse barriers and transfers. */
+			assert_int_equal(rg_barrier(c->n[i].rg, on_barrier, c),
+			                 RG_NOTLEADER);
+			assert_int_equal(rg_transfer(c->n[i].rg), RG_NOTLEADER);
+		}
+		/* A read barrier on the leader: its callback comes later,
+		 * once every entry before it is applied. */
+		{
+			struct rg_info info;
+
+			rg_info(l->rg, &info);
+			c->barrier_before = info.last_index;
+			c->in_propose = 1;
+			assert_int_equal(rg_barrier(l->rg, on_barrier, c),
+			                 RG_OK);
+			c->in_propose = 0;
 		}
 		c->phase = PH_PROPOSE;
 		/* fall through */
@@ -427,6 +462,9 @@ static void test_three_servers(void **state)
 	assert_true(c->saw_toobig);
 	assert_true(c->saw_busy);
 	assert_false(c->cb_inside_propose);
+	assert_int_equal(c->barrier_ok, 1);
+	assert_int_equal(c->barrier_unknown, 0);
+	assert_true(c->barrier_applied > c->barrier_before);
 	assert_true(c->new_leader >= 0 && c->new_leader != c->leader);
 	fprintf(stderr,
 	        "test: ready leader after %llu ms, %d batches applied on all "

@@ -123,12 +123,63 @@ static void test_errors(void **state)
 	assert_true(err[0] != '\0');
 }
 
+struct diff {
+	int n;
+	const char *flag[8];
+	uint64_t mine[8], theirs[8];
+};
+
+static void diff_cb(void *arg, const char *flag, uint64_t mine, uint64_t theirs)
+{
+	struct diff *d = arg;
+
+	if (d->n < 8) {
+		d->flag[d->n] = flag;
+		d->mine[d->n] = mine;
+		d->theirs[d->n] = theirs;
+		d->n++;
+	}
+}
+
+/* The state machine flags only seed the replicated configuration: the
+ * node reports the ones it was given that differ from the cluster's, and
+ * only those (defaults it was not given are not "its" values). */
+static void test_fsm_flags_diff(void **state)
+{
+	static struct node_config c;
+	struct fsm_config cluster;
+	struct diff d = {0};
+	char err[512];
+	const char *argv[] = {
+	    "--id",        "1",       "--data-dir",    "/nonexistent/d",
+	    "--members",   MEMBERS,   "--max-payload", "4000",
+	    "--max-entry", "2097152", "--max-queues",  "7",
+	    NULL};
+	(void)state;
+
+	assert_int_equal(load(&c, err, argv), 0);
+	/* --max-entry seeds the replicated max_entry. */
+	assert_int_equal(c.fsm.max_entry, 2097152);
+	assert_int_equal(c.max_entry, 2097152);
+	fsm_config_default(&cluster);
+	cluster.max_payload = 1000;
+	cluster.max_entry = 2097152;
+	cluster.default_max_length = 5; /* differs, but not given here */
+	cluster.max_queues = 7;
+	node_config_fsm_diff(&c, &cluster, diff_cb, &d);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.flag[0], "max-payload");
+	assert_int_equal(d.mine[0], 4000);
+	assert_int_equal(d.theirs[0], 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_log_memory),
 	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_fsm_flags_diff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
