@@ -116,6 +116,9 @@ static void up_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		 * caught up; TCP tells the leader. Never a close. */
 		session_ext(s)->up_rpaused = 1;
 		uv_read_stop((uv_stream_t *)&s->up.tcp);
+		LOG_DEBUG("session %llx: client output %zu bytes: leader link "
+		          "paused",
+		          (unsigned long long)s->id, session_client_backlog(s));
 	}
 }
 
@@ -258,5 +261,7 @@ void proxy_forward(struct session *s, const char *frame, size_t len,
 		 * the link drained (server.c's write_cb resumes it). */
 		session_ext(s)->c_rpaused = 1;
 		uv_read_stop((uv_stream_t *)&s->c.tcp);
+		LOG_DEBUG("session %llx: leader link congested: client paused",
+		          (unsigned long long)s->id);
 	}
 }
