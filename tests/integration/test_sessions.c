@@ -12,7 +12,10 @@
  *   consumer leaves a silent link on the leader, which the leader closes:
  *   the delivery goes to another consumer long before the ack timeout;
  * - HELLO deadline: a connection that never says HELLO is closed after
- *   about 10 s, with a clear error. */
+ *   about 10 s, with a clear error;
+ * - unknown outcome: a session closed for a non-retryable reason (a frame
+ *   above the limit) answers its pending requests with the retryable 105,
+ *   the reason in the text. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -420,12 +423,73 @@ static void test_hello_deadline(void **state)
 	cluster_destroy(&c);
 }
 
+static void test_close_unknown_outcome(void **state)
+{
+	static char body[1 << 16];
+	struct raftmq_queue_opts qo;
+	struct wire_buf b;
+	struct wire_msg m;
+	struct raftmq *h;
+	struct cluster c;
+	int leader, fd, pub_err = 0, frame_err = 0;
+	(void)state;
+
+	leader = start_cluster(&c, "unknown");
+	h = client_for(cluster_addr(&c, leader), 20000, 0);
+	memset(&qo, 0, sizeof qo);
+	declare(h, "uo", &qo);
+	fd = raw_connect(cluster_addr(&c, leader));
+	wire_msg_init(&m, WIRE_OP_HELLO, 1);
+	m.version = WIRE_VERSION;
+	raw_send_msg(fd, &m);
+	assert_int_equal(raw_recv(fd, body, sizeof body, &m), 0);
+	assert_int_equal(m.op, WIRE_OP_HELLO_OK);
+	/* One write: a publish (batched, so pending) and the prefix of a
+	 * frame above the limit, which closes the session at once. */
+	wire_buf_init(&b);
+	wire_msg_init(&m, WIRE_OP_PUBLISH, 7);
+	m.present = WIRE_BIT(WIRE_F_KEY) | WIRE_BIT(WIRE_F_PAYLOAD);
+	m.key.ptr = "uo";
+	m.key.len = 2;
+	m.payload.ptr = "x";
+	m.payload.len = 1;
+	assert_int_equal(wire_encode(&b, &m), 0);
+	assert_int_equal(wire_buf_append(&b, "\x7f\xff\xff\xff", 4), 0);
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	wire_buf_free(&b);
+	while (raw_recv(fd, body, sizeof body, &m) == 0) {
+		assert_int_equal(m.op, WIRE_OP_ERROR);
+		fprintf(stderr, "unknown outcome: req %llu -> %u %.*s\n",
+		        (unsigned long long)m.req_id, m.code,
+		        (int)m.message.len, m.message.ptr);
+		if (m.req_id == 7) {
+			assert_int_equal(m.code, WIRE_EUNKNOWN);
+			assert_true(m.retryable);
+			assert_non_null(memmem(m.message.ptr, m.message.len,
+			                       "frame too large", 15));
+			pub_err++;
+		} else {
+			assert_int_equal(m.req_id, 0);
+			assert_int_equal(m.code, WIRE_EFRAME);
+			frame_err++;
+		}
+	}
+	assert_int_equal(frame_err, 1);
+	/* The publish may have been answered (applied) before the close
+	 * when the frames arrived apart; on one write it is pending. */
+	assert_int_equal(pub_err, 1);
+	close(fd);
+	raftmq_close(h);
+	cluster_destroy(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_silent_client),
 	    cmocka_unit_test(test_paused_follower),
 	    cmocka_unit_test(test_hello_deadline),
+	    cmocka_unit_test(test_close_unknown_outcome),
 	    cmocka_unit_test(test_slow_consumer),
 	};
 	signal(SIGPIPE, SIG_IGN);
