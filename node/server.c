@@ -312,6 +312,16 @@ static void close_handles(struct session *s)
 	close_conn(&s->c);
 }
 
+/* A closing session whose client does not take its last output (a dead
+ * peer keeps a write pending for as long as TCP retransmits, many minutes)
+ * is cut after this long. */
+#define SESSION_LINGER_MS 10000
+
+static void linger_cb(uv_timer_t *t)
+{
+	close_handles(t->data);
+}
+
 struct fail_ctx {
 	struct session *s;
 	int code;
@@ -371,8 +381,12 @@ void session_close(struct session *s, int code, const char *why)
 	if (s->c.open) {
 		uv_read_stop((uv_stream_t *)&s->c.tcp);
 	}
+	if (session_ext(s)->timer_open) {
+		uv_timer_start(&session_ext(s)->timer, linger_cb,
+		               SESSION_LINGER_MS, 0);
+	}
 	if (s->c.writing) {
-		return; /* write_cb finishes the job */
+		return; /* write_cb (or linger_cb) finishes the job */
 	}
 	if (s->c.out.len > 0 && s->c.open) {
 		conn_flush(s, &s->c);
@@ -754,6 +768,8 @@ static void timer_cb(uv_timer_t *t)
 			LOG_INFO("session %llx: %s: closing",
 			         (unsigned long long)s->id, why);
 			session_close(s, WIRE_EUNKNOWN, why);
+			/* Nobody reads what is still queued: no linger. */
+			close_handles(s);
 			return;
 		}
 		if (!s->c.writing && s->c.out.len == 0 &&
