@@ -9,11 +9,24 @@
  *   KIND_REG   re-registration of a consumer after a reconnect; the low bits
  *              are the consumer's local handle
  *   KIND_ACK   fire-and-forget ack (raftmq_ack_async)
+ *   KIND_NACK  dead-letter nack of a delivery the library could not decode
+ *              (its reply is ignored)
  *
  * Publishes keep their encoded frame until confirmed. When the connection
  * drops, or a retryable error comes back, the very same frame (same message
  * id) is sent again, so the server's dedup window turns retries into one
  * enqueue and returns the first sequence number.
+ *
+ * Liveness: HELLO proposes a heartbeat interval and HELLO_OK grants one;
+ * with one granted, the library sends HEARTBEAT whenever it sent nothing
+ * for half an interval and drops a connection on which nothing arrived for
+ * 3 intervals (then reconnects). Sockets also use TCP keepalive.
+ *
+ * A frame the library cannot decode does not cost the connection: a
+ * delivery is nacked to the dead-letter queue when its queue_id and seq can
+ * be read (else skipped), a reply fails the request it answers, and either
+ * is reported through the error callback. Only a stream that is not frames
+ * of [op, req_id, ...] at all is dropped.
  */
 #include "client/raftmq.h"
 
@@ -39,11 +52,14 @@
 #define KIND_CALL  2ull
 #define KIND_REG   3ull
 #define KIND_ACK   4ull
+#define KIND_NACK  5ull
 #define SLOT_BITS  16
 #define MAX_WINDOW 32768u
 #define MAX_HDRS   1024
 #define READ_CHUNK (64 * 1024)
 #define SCAN_MS    100
+#define HB_DEFAULT 5000
+#define HB_MISSES  3
 
 enum { P_FREE, P_QUEUED, P_SENT, P_RETRY };
 
@@ -131,6 +147,12 @@ struct raftmq {
 	struct ddel *dq_head, *dq_tail;
 	raftmq_delivery_cb dcb;
 	void *dcb_arg;
+	raftmq_error_cb ecb;
+	void *ecb_arg;
+
+	int hb_ms; /* heartbeat granted by the server, 0 = off */
+	int64_t last_rx, last_tx;
+	size_t skip_left; /* bytes of an oversized frame still to discard */
 
 	struct wire_header hdrs[MAX_HDRS];
 };
@@ -181,6 +203,7 @@ void raftmq_options_default(struct raftmq_options *o)
 	o->connect_timeout_ms = 2000;
 	o->backoff_max_ms = 250;
 	o->window = 1024;
+	o->heartbeat_ms = HB_DEFAULT;
 }
 
 static int parse_servers(struct raftmq *c, const char *s)
@@ -269,6 +292,8 @@ struct raftmq *raftmq_new(const struct raftmq_options *opts)
 		c->o.window = def.window;
 	if (c->o.window > MAX_WINDOW)
 		c->o.window = MAX_WINDOW;
+	if (c->o.heartbeat_ms == 0)
+		c->o.heartbeat_ms = def.heartbeat_ms;
 	snprintf(c->client_name, sizeof(c->client_name), "%s",
 	         opts->client_name ? opts->client_name : "libraftmq");
 	c->o.client_name = c->client_name;
@@ -305,6 +330,22 @@ const char *raftmq_errmsg(const struct raftmq *c)
 	return c->errmsg;
 }
 
+void raftmq_set_error_cb(struct raftmq *c, raftmq_error_cb cb, void *arg)
+{
+	c->ecb = cb;
+	c->ecb_arg = arg;
+}
+
+/* Tells the application about a problem the library worked around. */
+static void report(struct raftmq *c, int status, const char *text)
+{
+	set_err(c, status, "%s", text);
+	if (c->ecb)
+		c->ecb(c->ecb_arg, status, text);
+	else
+		fprintf(stderr, "libraftmq: %s\n", text);
+}
+
 void raftmq_set_timeout(struct raftmq *c, int timeout_ms)
 {
 	if (timeout_ms > 0)
@@ -335,6 +376,8 @@ static void conn_lost(struct raftmq *c, const char *why)
 	c->connected = 0;
 	c->rx.len = 0;
 	c->tx.len = 0;
+	c->hb_ms = 0;
+	c->skip_left = 0;
 	for (unsigned i = 0; i < c->window; i++)
 		if (c->pubs[i].state == P_SENT)
 			c->pubs[i].state = P_QUEUED;
@@ -366,6 +409,7 @@ static int flush_some(struct raftmq *c)
 			return -1;
 		}
 		off += (size_t)n;
+		c->last_tx = now_ms();
 	}
 	wire_buf_consume(&c->tx, off);
 	return 0;
@@ -386,6 +430,7 @@ static int read_some(struct raftmq *c, const char **why)
 		n = recv(c->fd, c->rx.data + c->rx.len, READ_CHUNK, 0);
 		if (n > 0) {
 			c->rx.len += (size_t)n;
+			c->last_rx = now_ms();
 			if (n < READ_CHUNK)
 				return 0;
 			continue;
@@ -404,6 +449,137 @@ static int read_some(struct raftmq *c, const char **why)
 }
 
 static int dispatch(struct raftmq *c, const struct wire_msg *m);
+static void pub_reply(struct raftmq *c, unsigned slot,
+                      const struct wire_msg *m);
+
+/* The largest frame body the library takes in: what the server announced,
+ * and room for a maximal message with the headers that dead-lettering adds
+ * (generously: twice max_payload plus 64 KiB). */
+static size_t rx_limit(const struct raftmq *c)
+{
+	size_t l = WIRE_MAX_FRAME_DEFAULT;
+
+	if (c->max_frame > l)
+		l = c->max_frame;
+	if (c->max_payload && 2 * (size_t)c->max_payload + 64 * 1024 > l)
+		l = 2 * (size_t)c->max_payload + 64 * 1024;
+	return l;
+}
+
+/* A reply (op, req_id) that could not be read: its request fails (a call
+ * with RAFTMQ_EBADREPLY; a publish is resent, its outcome being unknown). */
+static void reply_lost(struct raftmq *c, uint8_t op, uint64_t req_id,
+                       const char *text)
+{
+	uint64_t kind = req_id >> KIND_SHIFT;
+
+	if (op != WIRE_OP_OK && op != WIRE_OP_ERROR)
+		return;
+	if (kind == KIND_CALL && req_id == c->call_id && !c->call_done) {
+		c->call_done = 1;
+		c->call_status = RAFTMQ_EBADREPLY;
+		set_err(c, RAFTMQ_EBADREPLY, "%s", text);
+	} else if (kind == KIND_PUB) {
+		unsigned slot = (unsigned)(req_id & ((1u << SLOT_BITS) - 1));
+
+		if (slot < c->window && c->pubs[slot].req_id == req_id &&
+		    c->pubs[slot].state == P_SENT) {
+			struct wire_msg e;
+
+			wire_msg_init(&e, WIRE_OP_ERROR, req_id);
+			e.code = WIRE_EUNKNOWN;
+			e.message.ptr = text;
+			e.message.len = (uint32_t)strlen(text);
+			pub_reply(c, slot, &e);
+		}
+	} else if (kind == KIND_ACK) {
+		if (c->acks_out)
+			c->acks_out--;
+	} else if (kind == KIND_REG) {
+		c->reg_retry = 1;
+	}
+}
+
+/* Settles a delivery the application will never see: dead-letter, so that
+ * it neither loops nor blocks the queue (a requeue would come back to the
+ * same decoder). The reply is ignored. */
+static void nack_deadletter(struct raftmq *c, uint32_t queue_id, uint64_t seq)
+{
+	struct wire_msg m;
+
+	wire_msg_init(&m, WIRE_OP_NACK, KIND_NACK << KIND_SHIFT | ++c->seq);
+	m.queue_id = queue_id;
+	m.seq = seq;
+	m.mode = WIRE_NACK_DEADLETTER;
+	wire_encode(&c->tx, &m);
+}
+
+/* A complete frame that wire_decode() refused (`err`). Returns 0 when the
+ * connection goes on, -1 when it was dropped. */
+static int undecodable(struct raftmq *c, const char *body, size_t len,
+                       const char *err)
+{
+	const uint64_t need = WIRE_BIT(WIRE_F_QUEUE_ID) | WIRE_BIT(WIRE_F_SEQ);
+	struct wire_msg m;
+	char text[640];
+
+	if (wire_salvage(body, len, &m)) {
+		/* Not even [op, req_id, ...]: the server is broken. */
+		set_err(c, RAFTMQ_EBADREPLY, "bad frame from %s: %s",
+		        c->servers[c->cur].text, err);
+		conn_lost(c, NULL);
+		return -1;
+	}
+	if (m.op == WIRE_OP_DELIVER && (m.present & need) == need) {
+		nack_deadletter(c, m.queue_id, m.seq);
+		snprintf(text, sizeof(text),
+		         "delivery of queue_id %u seq %llu could not be "
+		         "decoded (%s): nacked to the dead-letter queue",
+		         m.queue_id, (unsigned long long)m.seq, err);
+	} else if (m.op == WIRE_OP_DELIVER) {
+		snprintf(text, sizeof(text),
+		         "a delivery could not be decoded (%s) and has no "
+		         "readable queue_id/seq: skipped (it comes back after "
+		         "its ack timeout)",
+		         err);
+	} else {
+		snprintf(text, sizeof(text), "%s frame from %s skipped: %s",
+		         wire_op_name(m.op), c->servers[c->cur].text, err);
+		reply_lost(c, m.op, m.req_id, text);
+	}
+	report(c, RAFTMQ_EBADREPLY, text);
+	return 0;
+}
+
+/* A frame whose announced length exceeds rx_limit(): only its head is read
+ * (op and req_id), the rest is discarded as it arrives. Returns 0, or -1
+ * when the connection was dropped. */
+static int oversized(struct raftmq *c, const char *head, size_t head_len,
+                     size_t body)
+{
+	uint8_t op;
+	uint64_t req_id;
+	char text[256];
+
+	if (wire_peek(head, head_len, &op, &req_id)) {
+		set_err(
+		    c, RAFTMQ_EBADREPLY,
+		    "server sent a frame of %zu bytes that is not a message",
+		    body);
+		conn_lost(c, NULL);
+		return -1;
+	}
+	snprintf(text, sizeof(text),
+	         "%s frame of %zu bytes exceeds the client's limit of %zu: "
+	         "skipped%s",
+	         wire_op_name(op), body, rx_limit(c),
+	         op == WIRE_OP_DELIVER
+	             ? " (the message comes back after its ack timeout)"
+	             : "");
+	reply_lost(c, op, req_id, text);
+	report(c, RAFTMQ_EBADREPLY, text);
+	return 0;
+}
 
 /* Decodes and dispatches every complete frame in rx. Returns 0 or -1. */
 static int process_rx(struct raftmq *c)
@@ -411,30 +587,37 @@ static int process_rx(struct raftmq *c)
 	size_t off = 0, body;
 	int rc = 0;
 
-	for (;;) {
+	if (c->skip_left) {
+		off = c->skip_left < c->rx.len ? c->skip_left : c->rx.len;
+		c->skip_left -= off;
+	}
+	while (c->skip_left == 0) {
 		struct wire_msg m;
-		int s = wire_split(c->rx.data + off, c->rx.len - off,
-		                   c->max_frame > WIRE_MAX_FRAME_DEFAULT
-		                       ? c->max_frame
-		                       : WIRE_MAX_FRAME_DEFAULT,
-		                   &body);
+		size_t avail = c->rx.len - off;
+		const char *frame = c->rx.data + off;
+		int s = wire_split(frame, avail, rx_limit(c), &body);
 
 		if (s == WIRE_SPLIT_MORE)
 			break;
 		if (s == WIRE_SPLIT_TOOBIG) {
-			set_err(c, RAFTMQ_EBADREPLY,
-			        "server sent a frame of %zu bytes", body);
-			conn_lost(c, NULL);
-			return -1;
-		}
-		if (wire_decode(c->rx.data + off + WIRE_PREFIX, body, &m,
-		                c->hdrs, MAX_HDRS)) {
-			set_err(c, RAFTMQ_EBADREPLY, "bad frame from %s: %s",
-			        c->servers[c->cur].text, m.err);
-			conn_lost(c, NULL);
-			return -1;
+			/* Wait for enough of the head (the body is larger
+			 * than a MiB: more is coming). */
+			if (avail < WIRE_PREFIX + 32)
+				break;
+			if (oversized(c, frame + WIRE_PREFIX,
+			              avail - WIRE_PREFIX, body))
+				return -1;
+			c->skip_left = WIRE_PREFIX + body - avail;
+			off = c->rx.len;
+			break;
 		}
 		off += WIRE_PREFIX + body;
+		if (wire_decode(frame + WIRE_PREFIX, body, &m, c->hdrs,
+		                MAX_HDRS)) {
+			if (undecodable(c, frame + WIRE_PREFIX, body, m.err))
+				return -1;
+			continue;
+		}
 		rc = dispatch(c, &m);
 		if (rc || !c->connected)
 			return -1; /* rx was reset by conn_lost */
@@ -505,6 +688,17 @@ static int conn_try(struct raftmq *c, unsigned idx, int64_t deadline)
 	if (fd < 0)
 		return rc;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A dead server or a half-open link is found even without
+	 * heartbeats: idle 30 s, then 3 probes 10 s apart. */
+	{
+		int idle = 30, intvl = 10, cnt = 3;
+
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+		           sizeof(intvl));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	}
 
 	c->fd = fd;
 	c->cur = idx;
@@ -514,6 +708,7 @@ static int conn_try(struct raftmq *c, unsigned idx, int64_t deadline)
 	m.version = WIRE_VERSION;
 	m.client.ptr = c->client_name;
 	m.client.len = (uint32_t)strlen(c->client_name);
+	m.heartbeat = c->o.heartbeat_ms > 0 ? (uint32_t)c->o.heartbeat_ms : 0;
 	if (wire_encode(&c->tx, &m))
 		goto fail_mem;
 	/* Wait for HELLO_OK (or ERROR) before anything else. */
@@ -557,6 +752,9 @@ static int conn_try(struct raftmq *c, unsigned idx, int64_t deadline)
 			c->max_frame =
 			    m.max_frame ? m.max_frame : WIRE_MAX_FRAME_DEFAULT;
 			c->max_payload = m.max_payload;
+			c->hb_ms = m.heartbeat > INT32_MAX ? INT32_MAX
+			                                   : (int)m.heartbeat;
+			c->last_rx = c->last_tx = now_ms();
 			wire_buf_consume(&c->rx, WIRE_PREFIX + body);
 			c->connected = 1;
 			return 0;
@@ -1052,6 +1250,14 @@ static int io_wait(struct raftmq *c, int64_t deadline)
 			if (k->server_id == 0 && send_registration(c, k))
 				return -1;
 	}
+	if (c->hb_ms > 0 && c->tx.len == 0 &&
+	    now_ms() - c->last_tx >= c->hb_ms / 2) {
+		struct wire_msg hb;
+
+		wire_msg_init(&hb, WIRE_OP_HEARTBEAT, 0);
+		if (wire_encode(&c->tx, &hb))
+			return -1;
+	}
 	if (c->tx.len && flush_some(c))
 		return -1;
 	left = deadline - now_ms();
@@ -1061,6 +1267,8 @@ static int io_wait(struct raftmq *c, int64_t deadline)
 		left = 10;
 	if (raftmq_pending(c) && left > SCAN_MS)
 		left = SCAN_MS;
+	if (c->hb_ms > 0 && left > c->hb_ms / 2)
+		left = c->hb_ms / 2 > 0 ? c->hb_ms / 2 : 1;
 	pfd.fd = c->fd;
 	pfd.events = POLLIN | (c->tx.len ? POLLOUT : 0);
 	pfd.revents = 0;
@@ -1085,6 +1293,16 @@ static int io_wait(struct raftmq *c, int64_t deadline)
 			conn_lost(c, why);
 			return -1;
 		}
+	}
+	if (c->connected && c->hb_ms > 0 &&
+	    now_ms() - c->last_rx >= (int64_t)HB_MISSES * c->hb_ms) {
+		char why[96];
+
+		snprintf(why, sizeof(why),
+		         "server silent for %lld ms (heartbeat %d ms)",
+		         (long long)(now_ms() - c->last_rx), c->hb_ms);
+		conn_lost(c, why);
+		return -1;
 	}
 	if (c->follow_hint && c->connected) {
 		/* A publish was told where the leader is: move there. */

@@ -49,6 +49,7 @@ enum raftmq_status {
 	RAFTMQ_ENOTEMPTY = 11,
 	RAFTMQ_EINUSE = 12,
 	RAFTMQ_ESERVERMEM = 13,
+	RAFTMQ_ECLUSTERFULL = 14, /* the cluster's memory limit: retry later */
 	RAFTMQ_EPROTO = 100,
 	RAFTMQ_EFRAME = 101,
 	RAFTMQ_EVERSION = 102,
@@ -82,6 +83,17 @@ struct raftmq_options {
 	int backoff_max_ms;      /* reconnect backoff cap; default 250 */
 	unsigned window;         /* async publishes in flight; default 1024,
 	                            at most 32768 */
+	int heartbeat_ms;        /* heartbeat interval proposed in HELLO (the
+	                            node may grant less); 0 = default 5000,
+	                            < 0 = no heartbeats. With heartbeats the
+	                            library sends one whenever the link was
+	                            idle, and a server silent for 3 intervals
+	                            counts as lost (reconnect). They are sent
+	                            from library calls: an application that
+	                            makes none for 3 intervals is disconnected
+	                            by the node (its deliveries go to other
+	                            consumers); ask for a longer interval or
+	                            none in that case. */
 };
 
 /* Fills the defaults above. */
@@ -104,6 +116,15 @@ void raftmq_close(struct raftmq *c);
 
 /* The last error text of the handle (never NULL; "" when none). */
 const char *raftmq_errmsg(const struct raftmq *c);
+
+/* Problems the library handled by itself but the application should know
+ * about, such as a delivery it could not decode (too many headers, a frame
+ * above its limit): that message is nacked to the dead-letter queue when its
+ * queue_id and seq could be read, else skipped (it is redelivered after its
+ * ack timeout), and the connection and its other consumers go on. Without
+ * a callback the text goes to stderr. `text` is valid during the call. */
+typedef void (*raftmq_error_cb)(void *arg, int status, const char *text);
+void raftmq_set_error_cb(struct raftmq *c, raftmq_error_cb cb, void *arg);
 
 /* Sets the deadline of subsequent calls (ms, > 0). */
 void raftmq_set_timeout(struct raftmq *c, int timeout_ms);

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "node.h"
+#include "session_ext.h"
 
 /* The message headers decoded by wire are handed to the FSM as they are. */
 _Static_assert(sizeof(struct wire_header) == sizeof(struct fsm_header),
@@ -1091,15 +1092,9 @@ void node_sink_effect(void *data, const struct fsm_delivery *d)
 		m.payload.ptr = v->m.payload != NULL ? v->m.payload : "";
 		m.payload.len = v->m.payload_len;
 	}
-	if (wire_encode(&s->c.out, &m) != 0) {
-		session_close(s, WIRE_ENOMEM, "out of memory");
-		return;
-	}
-	if (s->c.out.len > n->cfg->max_session_output) {
-		session_close(s, WIRE_EBUSY, "client does not read its output");
-		return;
-	}
-	conn_flush(s, &s->c);
+	/* Never closes the session for its deliveries: the FSM bounds what
+	 * is in flight to one session (session_window). */
+	session_queue_delivery(s, &m);
 }
 
 /* ---------------------------------------------------------------------

@@ -67,6 +67,12 @@ static const struct opt opts[] = {
      64u << 20, "bytes per client frame (default 1 MiB + 64 KiB)"},
     {"max-sessions", "RAFTMQ_MAX_SESSIONS", OPT_UINT, OFF(max_sessions), 0, 1,
      1000000, "client connections (default 10000)"},
+    {"hello-timeout", "RAFTMQ_HELLO_TIMEOUT", OPT_UINT, OFF(hello_timeout), 0,
+     100, 3600000, "ms a connection may take to send HELLO (default 10000)"},
+    {"client-heartbeat", "RAFTMQ_CLIENT_HEARTBEAT", OPT_UINT,
+     OFF(client_heartbeat), 0, 0, 3600000,
+     "largest heartbeat interval granted to clients and asked of the "
+     "leader by proxy links, ms; 0 = none (default 5000)"},
     {"max-payload", "RAFTMQ_MAX_PAYLOAD", OPT_UINT, OFF(fsm.max_payload), 0, 1,
      16u << 20,
      "bytes per message: body, ids, type, reply-to and headers (default "
@@ -279,6 +285,8 @@ static void defaults(struct node_config *c)
 	c->max_frame = (1u << 20) + (64u << 10);
 	c->max_sessions = 10000;
 	c->max_session_output = 64u << 20;
+	c->hello_timeout = 10000;
+	c->client_heartbeat = 5000;
 	c->max_pending_entries = 64;
 	fsm_config_default(&c->fsm);
 	c->fsm.max_entry = c->max_entry;

@@ -38,6 +38,10 @@ struct node_config {
 	                     the replicated limit */
 	size_t max_frame; /* bytes per client frame */
 	unsigned max_sessions;     /* client connections */
+	unsigned hello_timeout;    /* ms a connection may take to say HELLO */
+	unsigned client_heartbeat; /* ms, largest heartbeat interval granted
+	                              to clients (and asked by proxy links);
+	                              0 = none */
 	size_t max_session_output; /* bytes queued to one client before it is
 	                              cut off */
 	unsigned

@@ -7,7 +7,17 @@
  * retryable WIRE_EUNKNOWN error (the leader may or may not have committed
  * it), then the client connection is closed so that the client reconnects
  * and re-registers its consumers. Deliveries travel from the leader: the
- * consumer session lives there. */
+ * consumer session lives there.
+ *
+ * The link is a session on the leader like any other: the proxy proposes
+ * heartbeats in its HELLO, sends HEARTBEAT when the link is idle and closes
+ * the session when the leader stays silent (a half-open link); the leader
+ * does the same from its side. HEARTBEATs of the client and of the leader
+ * are answered here, never relayed. Neither direction buffers without
+ * bound: while the client's output is above a watermark the leader link is
+ * not read (and TCP slows the leader down, whose state machine bounds the
+ * deliveries in flight), and while the leader link's output is, the client
+ * is not read. */
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +25,7 @@
 
 #include "log.h"
 #include "node.h"
+#include "session_ext.h"
 
 /* Request id of the proxy's own HELLO on the upstream link. Client request
  * ids are relayed as they are; a client using this one would only see its
@@ -43,6 +54,7 @@ static void up_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		session_close(s, WIRE_ENOMEM, "out of memory");
 		return;
 	}
+	session_ext(s)->up_last_recv = uv_now(s->node->loop);
 	c->in_len += (size_t)nread;
 	while (!s->closing) {
 		size_t body_len;
@@ -64,12 +76,22 @@ static void up_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 			return;
 		}
 		off += WIRE_PREFIX + body_len;
+		if (op == WIRE_OP_HEARTBEAT) {
+			continue; /* the leader is alive; not for the client */
+		}
 		if (req_id == PROXY_HELLO_ID &&
 		    (op == WIRE_OP_HELLO_OK || op == WIRE_OP_ERROR)) {
+			struct wire_msg ok;
+
 			if (op == WIRE_OP_ERROR) {
 				session_close(s, WIRE_EUNAVAILABLE,
 				              "leader refused the proxy");
 				return;
+			}
+			if (wire_decode(frame + WIRE_PREFIX, body_len, &ok,
+			                NULL, 0) == 0) {
+				session_ext(s)->up_hb = ok.heartbeat;
+				session_arm_timer(s);
 			}
 			continue;
 		}
@@ -87,11 +109,41 @@ static void up_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	memmove(c->in, c->in + off, c->in_len - off);
 	c->in_len -= off;
-	if (s->c.out.len > s->node->cfg->max_session_output) {
-		session_close(s, WIRE_EBUSY, "client does not read its output");
+	conn_flush(s, &s->c);
+	if (!s->closing && session_client_backlog(s) > PROXY_HIGH_WATER &&
+	    !session_ext(s)->up_rpaused) {
+		/* The client reads slowly: stop reading the leader until it
+		 * caught up; TCP tells the leader. Never a close. */
+		session_ext(s)->up_rpaused = 1;
+		uv_read_stop((uv_stream_t *)&s->up.tcp);
+		LOG_DEBUG("session %llx: client output %zu bytes: leader link "
+		          "paused",
+		          (unsigned long long)s->id, session_client_backlog(s));
+	}
+}
+
+void proxy_resume_up(struct session *s)
+{
+	struct session_ext *x = session_ext(s);
+
+	if (!x->up_rpaused || s->closing || !s->up.open) {
 		return;
 	}
-	conn_flush(s, &s->c);
+	x->up_rpaused = 0;
+	x->up_last_recv = uv_now(s->node->loop);
+	uv_read_start((uv_stream_t *)&s->up.tcp, conn_alloc_cb, up_read_cb);
+}
+
+void proxy_heartbeat(struct session *s)
+{
+	struct wire_msg m;
+
+	wire_msg_init(&m, WIRE_OP_HEARTBEAT, 0);
+	if (wire_encode(&s->up.out, &m) != 0) {
+		session_close(s, WIRE_ENOMEM, "out of memory");
+		return;
+	}
+	conn_flush(s, &s->up);
 }
 
 static void up_connect_cb(uv_connect_t *req, int status)
@@ -110,7 +162,10 @@ static void up_connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	s->up_connected = 1;
+	session_ext(s)->up_last_recv = uv_now(s->node->loop);
+	session_ext(s)->up_last_send = session_ext(s)->up_last_recv;
 	uv_tcp_nodelay(&s->up.tcp, 1);
+	node_tcp_keepalive(&s->up.tcp);
 	uv_read_start((uv_stream_t *)&s->up.tcp, conn_alloc_cb, up_read_cb);
 	conn_flush(s, &s->up);
 }
@@ -171,6 +226,7 @@ int proxy_start(struct session *s)
 	hello.version = WIRE_VERSION;
 	hello.client.ptr = "raftmq-proxy";
 	hello.client.len = (uint32_t)strlen("raftmq-proxy");
+	hello.heartbeat = node_client_heartbeat(n);
 	if (wire_encode(&s->up.out, &hello) != 0) {
 		return -1;
 	}
@@ -196,11 +252,16 @@ void proxy_forward(struct session *s, const char *frame, size_t len,
 		session_close(s, WIRE_ENOMEM, "out of memory");
 		return;
 	}
-	if (s->up.out.len > s->node->cfg->max_session_output) {
-		session_close(s, WIRE_EBUSY, "leader link congested");
-		return;
-	}
 	if (s->up_connected) {
 		conn_flush(s, &s->up);
+	}
+	if (!s->closing && s->up.out.len + s->up.wbuf.len > PROXY_HIGH_WATER &&
+	    !session_ext(s)->c_rpaused) {
+		/* The leader does not keep up: stop reading the client until
+		 * the link drained (server.c's write_cb resumes it). */
+		session_ext(s)->c_rpaused = 1;
+		uv_read_stop((uv_stream_t *)&s->c.tcp);
+		LOG_DEBUG("session %llx: leader link congested: client paused",
+		          (unsigned long long)s->id);
 	}
 }

@@ -4,15 +4,61 @@
  * link to the leader). A session is never freed inside one of its own
  * callbacks' callers: session_close() only starts closing; memory goes in
  * the last handle's close callback (libuv's two-phase close). */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "node.h"
+#include "session_ext.h"
 
 #define READ_CHUNK           (64 * 1024)
 #define MAX_PENDING_REQUESTS 65536
+
+/* ---------------------------------------------------------------------
+ * Liveness settings. */
+
+/* --hello-timeout and --client-heartbeat (node_config fields hello_timeout
+ * and client_heartbeat, in ms) once node/config.c has them; until then the
+ * defaults. */
+unsigned node_hello_timeout(const struct node *n)
+{
+	return n->cfg->hello_timeout;
+}
+
+unsigned node_client_heartbeat(const struct node *n)
+{
+	return n->cfg->client_heartbeat;
+}
+
+uint32_t node_heartbeat_grant(const struct node *n, uint32_t proposed)
+{
+	uint32_t max = node_client_heartbeat(n);
+
+	if (proposed == 0 || max == 0) {
+		return 0;
+	}
+	if (proposed > max) {
+		proposed = max;
+	}
+	return proposed < NODE_HEARTBEAT_MIN ? NODE_HEARTBEAT_MIN : proposed;
+}
+
+void node_tcp_keepalive(uv_tcp_t *t)
+{
+	uv_os_fd_t fd;
+	int intvl = 10, cnt = 3;
+
+	if (uv_tcp_keepalive(t, 1, 30) != 0 ||
+	    uv_fileno((uv_handle_t *)t, &fd) != 0) {
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
 
 /* ---------------------------------------------------------------------
  * Session table: LOCAL sessions by id, for routing FSM results. */
@@ -71,6 +117,13 @@ void conn_flush(struct session *s, struct conn *c)
 	c->wbuf = c->out;
 	c->out = tmp;
 	c->out.len = 0;
+	if (c == &s->c) {
+		session_ext(s)->wbuf_deliv = session_ext(s)->out_deliv;
+		session_ext(s)->out_deliv = 0;
+		session_ext(s)->last_send = uv_now(s->node->loop);
+	} else {
+		session_ext(s)->up_last_send = uv_now(s->node->loop);
+	}
 	b = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len);
 	c->wreq.data = s;
 	rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
@@ -82,6 +135,14 @@ void conn_flush(struct session *s, struct conn *c)
 	c->writing = 1;
 }
 
+size_t session_client_backlog(const struct session *s)
+{
+	return s->c.out.len + s->c.wbuf.len;
+}
+
+static void process_input(struct session *s);
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
 static void close_handles(struct session *s);
 
 static void write_cb(uv_write_t *req, int status)
@@ -91,6 +152,9 @@ static void write_cb(uv_write_t *req, int status)
 
 	c->writing = 0;
 	c->wbuf.len = 0;
+	if (c == &s->c) {
+		session_ext(s)->wbuf_deliv = 0;
+	}
 	if (status != 0) {
 		if (!s->closing) {
 			session_close(s, WIRE_EUNKNOWN, uv_strerror(status));
@@ -108,19 +172,57 @@ static void write_cb(uv_write_t *req, int status)
 		return;
 	}
 	conn_flush(s, c);
-	/* A session whose client does not read its output is cut off rather
-	 * than allowed to hold unbounded memory. */
+	if (s->mode != SESSION_PROXY || s->closing) {
+		return;
+	}
+	/* PROXY flow control: a side that drained lets the other one be read
+	 * again. */
+	if (c == &s->c && session_ext(s)->up_rpaused &&
+	    session_client_backlog(s) < PROXY_LOW_WATER) {
+		proxy_resume_up(s);
+	} else if (c == &s->up && session_ext(s)->c_rpaused &&
+	           s->up.out.len + s->up.wbuf.len < PROXY_LOW_WATER) {
+		session_ext(s)->c_rpaused = 0;
+		session_ext(s)->last_recv = uv_now(s->node->loop);
+		uv_read_start((uv_stream_t *)&s->c.tcp, conn_alloc_cb, read_cb);
+		process_input(s);
+	}
 }
 
+/* A session whose client does not read its replies is cut off rather than
+ * allowed to hold unbounded memory. Deliveries are not counted: the state
+ * machine bounds the bytes in flight to a session (its session window), and
+ * closing the session would only hand them to the next consumer after
+ * charging a delivery that never reached this one. */
 static int check_output_bound(struct session *s)
 {
-	if (s->c.out.len > s->node->cfg->max_session_output) {
-		LOG_WARN("session %llx: client does not read (%zu bytes "
-		         "queued): closing",
-		         (unsigned long long)s->id, s->c.out.len);
+	struct session_ext *x = session_ext(s);
+	size_t replies =
+	    (s->c.out.len - x->out_deliv) + (s->c.wbuf.len - x->wbuf_deliv);
+
+	if (replies > s->node->cfg->max_session_output) {
+		LOG_WARN("session %llx: client does not read its replies "
+		         "(%zu bytes queued): closing",
+		         (unsigned long long)s->id, replies);
 		session_close(s, WIRE_EBUSY, "client does not read its output");
 		return -1;
 	}
+	return 0;
+}
+
+int session_queue_delivery(struct session *s, const struct wire_msg *m)
+{
+	size_t before = s->c.out.len;
+
+	if (s->closing) {
+		return 0;
+	}
+	if (wire_encode(&s->c.out, m) != 0) {
+		session_close(s, WIRE_ENOMEM, "out of memory");
+		return -1;
+	}
+	session_ext(s)->out_deliv += s->c.out.len - before;
+	conn_flush(s, &s->c);
 	return 0;
 }
 
@@ -198,8 +300,24 @@ static void close_conn(struct conn *c)
 
 static void close_handles(struct session *s)
 {
+	struct session_ext *x = session_ext(s);
+
+	if (x->timer_open) {
+		x->timer_open = 0;
+		uv_close((uv_handle_t *)&x->timer, handle_closed);
+	}
 	close_conn(&s->up);
 	close_conn(&s->c);
+}
+
+/* A closing session whose client does not take its last output (a dead
+ * peer keeps a write pending for as long as TCP retransmits, many minutes)
+ * is cut after this long. */
+#define SESSION_LINGER_MS 10000
+
+static void linger_cb(uv_timer_t *t)
+{
+	close_handles(t->data);
 }
 
 struct fail_ctx {
@@ -218,11 +336,21 @@ void session_close(struct session *s, int code, const char *why)
 {
 	struct node *n = s->node;
 	struct fail_ctx f = {s, code, why};
+	char text[256];
 
 	if (s->closing) {
 		return;
 	}
 	s->closing = 1;
+	/* A request still pending may have been proposed: whatever closes the
+	 * session, its outcome is unknown, which a non-retryable code would
+	 * misstate. The reason goes in the text. */
+	if (!wire_retryable(code)) {
+		snprintf(text, sizeof text, "outcome unknown: %s",
+		         why != NULL ? why : wire_strerror(code));
+		f.code = WIRE_EUNKNOWN;
+		f.why = text;
+	}
 	if (s->paused) {
 		s->paused = 0;
 		n->n_paused--;
@@ -251,8 +379,12 @@ void session_close(struct session *s, int code, const char *why)
 	if (s->c.open) {
 		uv_read_stop((uv_stream_t *)&s->c.tcp);
 	}
+	if (session_ext(s)->timer_open) {
+		uv_timer_start(&session_ext(s)->timer, linger_cb,
+		               SESSION_LINGER_MS, 0);
+	}
 	if (s->c.writing) {
-		return; /* write_cb finishes the job */
+		return; /* write_cb (or linger_cb) finishes the job */
 	}
 	if (s->c.out.len > 0 && s->c.open) {
 		conn_flush(s, &s->c);
@@ -351,6 +483,7 @@ void session_status(struct session *s, uint64_t req_id)
 	m.last_index = info.last_index;
 	m.members = members;
 	m.n_members = n->cfg->n_members;
+	node_status_fill(n, &m);
 	if (wire_encode(&s->c.out, &m) != 0) {
 		session_close(s, WIRE_ENOMEM, "out of memory");
 		return;
@@ -376,11 +509,17 @@ static void answer_hello(struct session *s, const struct wire_msg *req)
 	m.version = WIRE_VERSION;
 	m.node_id = s->node->cfg->id;
 	m.max_frame = (uint32_t)s->node->cfg->max_frame;
-	m.max_payload = s->node->cfg->fsm.max_payload;
+	m.max_payload = node_max_payload(s->node);
+	/* Like AMQP's tune: the client proposes, the node grants at most its
+	 * own interval; 0 on either side = no heartbeats. */
+	m.heartbeat = node_heartbeat_grant(s->node, req->heartbeat);
 	if (wire_encode(&s->c.out, &m) != 0) {
 		session_close(s, WIRE_ENOMEM, "out of memory");
 		return;
 	}
+	session_ext(s)->hb = m.heartbeat;
+	session_ext(s)->last_recv = uv_now(s->node->loop);
+	session_arm_timer(s);
 	conn_flush(s, &s->c);
 }
 
@@ -391,9 +530,15 @@ static int choose_mode(struct session *s, uint64_t req_id)
 {
 	struct node *n = s->node;
 
+	const char *refusal;
+
 	if (n->stopping) {
 		session_write_error(s, req_id, WIRE_ESHUTDOWN,
 		                    "node is shutting down");
+		return -1;
+	}
+	if ((refusal = node_refusal(n)) != NULL) {
+		session_write_error(s, req_id, WIRE_EUNAVAILABLE, refusal);
 		return -1;
 	}
 	if (n->serving) {
@@ -437,6 +582,9 @@ static void on_frame(struct session *s, const char *frame, size_t body_len)
 		LOG_DEBUG("session %llx: %s", (unsigned long long)s->id, msg);
 		session_write_error(s, m.req_id, WIRE_EPROTO, msg);
 		return;
+	}
+	if (m.op == WIRE_OP_HEARTBEAT) {
+		return; /* read_cb noted that the client is alive */
 	}
 	if (m.op == WIRE_OP_HELLO) {
 		answer_hello(s, &m);
@@ -502,6 +650,9 @@ static void process_input(struct session *s)
 			session_close(s, WIRE_EFRAME, "frame too large");
 			return;
 		}
+		if (session_ext(s)->c_rpaused) {
+			break; /* PROXY: the leader link is congested */
+		}
 		if (s->mode == SESSION_LOCAL && node_saturated(n)) {
 			if (!s->paused) {
 				s->paused = 1;
@@ -543,6 +694,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		session_close(s, WIRE_ENOMEM, "out of memory");
 		return;
 	}
+	session_ext(s)->last_recv = uv_now(s->node->loop);
 	s->c.in_len += (size_t)nread;
 	process_input(s);
 }
@@ -564,9 +716,126 @@ void node_resume_sessions(struct node *n)
 		if (s->closing) {
 			continue;
 		}
+		session_ext(s)->last_recv = uv_now(n->loop);
 		uv_read_start((uv_stream_t *)&s->c.tcp, conn_alloc_cb, read_cb);
 		process_input(s);
 	}
+}
+
+/* ---------------------------------------------------------------------
+ * Liveness: HELLO deadline, heartbeats, silent peers. */
+
+static void heartbeat_to(struct session *s, struct conn *c)
+{
+	struct wire_msg m;
+
+	wire_msg_init(&m, WIRE_OP_HEARTBEAT, 0);
+	if (wire_encode(&c->out, &m) != 0) {
+		session_close(s, WIRE_ENOMEM, "out of memory");
+		return;
+	}
+	conn_flush(s, c);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	struct session_ext *x = session_ext(s);
+	uint64_t now = uv_now(s->node->loop);
+	char why[96];
+
+	if (s->closing) {
+		return;
+	}
+	if (!s->hello) {
+		if (now - x->accepted_at >= node_hello_timeout(s->node)) {
+			snprintf(why, sizeof why, "no HELLO within %u ms",
+			         node_hello_timeout(s->node));
+			LOG_INFO("connection %llx: %s: closing",
+			         (unsigned long long)s->id, why);
+			session_write_error(s, 0, WIRE_EHELLO, why);
+			session_close(s, WIRE_EHELLO, why);
+		}
+		return;
+	}
+	if (x->hb > 0) {
+		/* While this node does not read the client (back-pressure),
+		 * its silence proves nothing. */
+		if (s->paused || x->c_rpaused) {
+			x->last_recv = now;
+		}
+		if (now - x->last_recv >=
+		    (uint64_t)NODE_HEARTBEAT_MISSES * x->hb) {
+			snprintf(why, sizeof why,
+			         "client silent for %llu ms (heartbeat %u ms)",
+			         (unsigned long long)(now - x->last_recv),
+			         x->hb);
+			LOG_INFO("session %llx: %s: closing",
+			         (unsigned long long)s->id, why);
+			session_close(s, WIRE_EUNKNOWN, why);
+			/* Nobody reads what is still queued: no linger. */
+			close_handles(s);
+			return;
+		}
+		if (!s->c.writing && s->c.out.len == 0 &&
+		    now - x->last_send >= x->hb / 2) {
+			heartbeat_to(s, &s->c);
+			if (s->closing) {
+				return;
+			}
+		}
+	}
+	if (s->mode == SESSION_PROXY && s->up_connected && x->up_hb > 0) {
+		if (x->up_rpaused) {
+			x->up_last_recv = now;
+		}
+		if (now - x->up_last_recv >=
+		    (uint64_t)NODE_HEARTBEAT_MISSES * x->up_hb) {
+			LOG_INFO(
+			    "session %llx: leader %llu silent for %llu ms: "
+			    "closing",
+			    (unsigned long long)s->id,
+			    (unsigned long long)s->up_leader,
+			    (unsigned long long)(now - x->up_last_recv));
+			session_close(s, WIRE_EUNKNOWN,
+			              "link to the leader silent; outcome "
+			              "unknown");
+			return;
+		}
+		if (!s->up.writing && s->up.out.len == 0 &&
+		    now - x->up_last_send >= x->up_hb / 2) {
+			proxy_heartbeat(s);
+		}
+	}
+}
+
+void session_arm_timer(struct session *s)
+{
+	struct session_ext *x = session_ext(s);
+	uint64_t period = 0;
+
+	if (!x->timer_open || s->closing) {
+		return;
+	}
+	if (!s->hello) {
+		uint64_t now = uv_now(s->node->loop);
+		uint64_t end = x->accepted_at + node_hello_timeout(s->node);
+		uv_timer_start(&x->timer, timer_cb, end > now ? end - now : 0,
+		               0);
+		return;
+	}
+	if (x->hb > 0) {
+		period = x->hb / 2;
+	}
+	if (s->mode == SESSION_PROXY && x->up_hb > 0 &&
+	    (period == 0 || x->up_hb / 2 < period)) {
+		period = x->up_hb / 2;
+	}
+	if (period == 0) {
+		uv_timer_stop(&x->timer);
+		return;
+	}
+	uv_timer_start(&x->timer, timer_cb, period, period);
 }
 
 /* ---------------------------------------------------------------------
@@ -575,17 +844,20 @@ void node_resume_sessions(struct node *n)
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct node *n = server->data;
+	struct session_ext *x;
 	struct session *s;
 
 	if (status != 0) {
 		LOG_WARN("accept: %s", uv_strerror(status));
 		return;
 	}
-	s = calloc(1, sizeof *s);
-	if (s == NULL) {
+	/* Every session is a session_ext (see session_ext.h). */
+	x = calloc(1, sizeof *x);
+	if (x == NULL) {
 		LOG_ERROR("accept: out of memory");
 		return;
 	}
+	s = &x->s;
 	s->node = n;
 	reqset_init(&s->pending);
 	wire_buf_init(&s->c.out);
@@ -607,6 +879,13 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	uv_tcp_nodelay(&s->c.tcp, 1);
+	node_tcp_keepalive(&s->c.tcp);
+	uv_timer_init(n->loop, &x->timer);
+	x->timer.data = s;
+	x->timer_open = 1;
+	s->handles++;
+	x->accepted_at = uv_now(n->loop);
+	x->last_recv = x->last_send = x->accepted_at;
 	if (n->n_sessions > n->cfg->max_sessions) {
 		session_write_error(s, 0, WIRE_EBUSY,
 		                    "too many client connections");
@@ -619,6 +898,7 @@ static void on_connection(uv_stream_t *server, int status)
 		session_close(s, WIRE_ESHUTDOWN, "shutting down");
 		return;
 	}
+	session_arm_timer(s);
 	uv_read_start((uv_stream_t *)&s->c.tcp, conn_alloc_cb, read_cb);
 }
 

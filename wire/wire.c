@@ -43,6 +43,8 @@ const char *wire_strerror(int code)
 		return "exclusive queue in use";
 	case WIRE_ENOMEM:
 		return "out of memory";
+	case WIRE_ECLUSTERFULL:
+		return "cluster full: retry later";
 	case WIRE_EPROTO:
 		return "protocol error";
 	case WIRE_EFRAME:
@@ -77,6 +79,7 @@ int wire_retryable(int code)
 	case WIRE_EBUSY:
 	case WIRE_ETIMEOUT:
 	case WIRE_ESHUTDOWN:
+	case WIRE_ECLUSTERFULL:
 		return 1;
 	default:
 		return 0;
@@ -128,33 +131,34 @@ const char *wire_mode_name(int mode)
 
 const char *wire_op_name(int op)
 {
-	static const char *const req[] = {"?",
-	                                  "HELLO",
-	                                  "QUEUE_DECLARE",
-	                                  "QUEUE_DELETE",
-	                                  "QUEUE_PURGE",
-	                                  "QUEUE_STATS",
-	                                  "QUEUE_LIST",
-	                                  "TOPIC_DECLARE",
-	                                  "TOPIC_DELETE",
-	                                  "BIND",
-	                                  "UNBIND",
-	                                  "TOPIC_LIST",
-	                                  "PUBLISH",
-	                                  "CONSUME",
-	                                  "CANCEL",
-	                                  "GET",
-	                                  "ACK",
-	                                  "NACK",
-	                                  "EXTEND",
-	                                  "STATUS",
-	                                  "CONFIG_GET",
-	                                  "CONFIG_SET"};
+	static const char *const req[WIRE_OP_REQUEST_MAX] = {
+	    [WIRE_OP_HELLO] = "HELLO",
+	    [WIRE_OP_QUEUE_DECLARE] = "QUEUE_DECLARE",
+	    [WIRE_OP_QUEUE_DELETE] = "QUEUE_DELETE",
+	    [WIRE_OP_QUEUE_PURGE] = "QUEUE_PURGE",
+	    [WIRE_OP_QUEUE_STATS] = "QUEUE_STATS",
+	    [WIRE_OP_QUEUE_LIST] = "QUEUE_LIST",
+	    [WIRE_OP_TOPIC_DECLARE] = "TOPIC_DECLARE",
+	    [WIRE_OP_TOPIC_DELETE] = "TOPIC_DELETE",
+	    [WIRE_OP_BIND] = "BIND",
+	    [WIRE_OP_UNBIND] = "UNBIND",
+	    [WIRE_OP_TOPIC_LIST] = "TOPIC_LIST",
+	    [WIRE_OP_PUBLISH] = "PUBLISH",
+	    [WIRE_OP_CONSUME] = "CONSUME",
+	    [WIRE_OP_CANCEL] = "CANCEL",
+	    [WIRE_OP_GET] = "GET",
+	    [WIRE_OP_ACK] = "ACK",
+	    [WIRE_OP_NACK] = "NACK",
+	    [WIRE_OP_EXTEND] = "EXTEND",
+	    [WIRE_OP_STATUS] = "STATUS",
+	    [WIRE_OP_CONFIG_GET] = "CONFIG_GET",
+	    [WIRE_OP_CONFIG_SET] = "CONFIG_SET",
+	    [WIRE_OP_HEARTBEAT] = "HEARTBEAT"};
 	static const char *const rep[] = {"HELLO_OK", "OK", "ERROR", "DELIVER",
 	                                  "CANCELLED"};
 
 	if (op > 0 && op < WIRE_OP_REQUEST_MAX)
-		return req[op];
+		return req[op] != NULL ? req[op] : "?";
 	if (op >= WIRE_OP_HELLO_OK && op < WIRE_OP_MAX)
 		return rep[op - WIRE_OP_HELLO_OK];
 	return "?";
@@ -169,7 +173,7 @@ uint64_t wire_fields(uint8_t op)
 {
 	switch (op) {
 	case WIRE_OP_HELLO:
-		return B(VERSION) | B(CLIENT);
+		return B(VERSION) | B(CLIENT) | B(HEARTBEAT);
 	case WIRE_OP_QUEUE_DECLARE:
 		return B(NAME) | B(OPTS);
 	case WIRE_OP_QUEUE_DELETE:
@@ -202,7 +206,8 @@ uint64_t wire_fields(uint8_t op)
 	case WIRE_OP_CONFIG_SET:
 		return B(CONFIG);
 	case WIRE_OP_HELLO_OK:
-		return B(VERSION) | B(NODE_ID) | B(MAX_FRAME) | B(MAX_PAYLOAD);
+		return B(VERSION) | B(NODE_ID) | B(MAX_FRAME) | B(MAX_PAYLOAD) |
+		       B(HEARTBEAT);
 	case WIRE_OP_ERROR:
 		return B(CODE) | B(MESSAGE) | B(RETRYABLE) | B(LEADER);
 	case WIRE_OP_DELIVER:
@@ -321,6 +326,7 @@ static const struct key_desc keys[] = {
     K("exclusive", OPTS, T_BOOL, opts.exclusive),
     K("expired", STATS, T_U64, stats.expired),
     K("headers", HEADERS, T_HEADERS, headers),
+    K("heartbeat", HEARTBEAT, T_U32, heartbeat),
     K("id", ID, T_STR, id),
     K("if_empty", IF_EMPTY, T_BOOL, if_empty),
     K("in_flight", STATS, T_U64, stats.in_flight),
@@ -427,6 +433,7 @@ static const struct key_desc fields[WIRE_F_COUNT_] = {
     [WIRE_F_APPLIED] = K("applied", APPLIED, T_U64, applied),
     [WIRE_F_DIGEST] = K("digest", DIGEST, T_U64, digest),
     [WIRE_F_DIVERGED] = K("diverged", DIVERGED, T_BOOL, diverged),
+    [WIRE_F_HEARTBEAT] = K("heartbeat", HEARTBEAT, T_U32, heartbeat),
 };
 
 static const struct key_desc *field_desc(int field)
@@ -1639,5 +1646,54 @@ int wire_peek(const void *body, size_t len, uint8_t *op, uint64_t *req_id)
 		return WIRE_EPROTO;
 	*op = (uint8_t)o;
 	*req_id = q;
+	return 0;
+}
+
+int wire_salvage(const void *body, size_t len, struct wire_msg *out)
+{
+	struct rd r = {body, (const uint8_t *)body + len};
+	uint32_t n;
+	uint64_t op, req;
+
+	memset(out, 0, sizeof(*out));
+	if (rd_container(&r, &n, 0) || n != 3 || rd_uint(&r, &op) ||
+	    rd_uint(&r, &req) || op > 255)
+		return WIRE_EPROTO;
+	out->op = (uint8_t)op;
+	out->req_id = req;
+	fix_str(&out->queue);
+	if (rd_container(&r, &n, 1))
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct wire_str k;
+		uint64_t u;
+		int f = -1;
+
+		if (rd_str(&r, &k))
+			break;
+		if (key_is(&k, "consumer"))
+			f = WIRE_F_CONSUMER;
+		else if (key_is(&k, "queue_id"))
+			f = WIRE_F_QUEUE_ID;
+		else if (key_is(&k, "seq"))
+			f = WIRE_F_SEQ;
+		if (f < 0 || rd_need(&r, 1) == 0 || rd_uint(&r, &u) != 0) {
+			/* Not wanted, or not an integer: step over it. A value
+			 * that cannot even be skipped ends the salvage. */
+			if (rd_skip(&r, SKIP_DEPTH))
+				break;
+			continue;
+		}
+		if (f == WIRE_F_QUEUE_ID) {
+			if (u > UINT32_MAX)
+				continue;
+			out->queue_id = (uint32_t)u;
+		} else if (f == WIRE_F_SEQ) {
+			out->seq = u;
+		} else {
+			out->consumer = u;
+		}
+		out->present |= WIRE_BIT(f);
+	}
 	return 0;
 }

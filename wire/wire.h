@@ -50,6 +50,9 @@ enum wire_op {
 	WIRE_OP_STATUS = 19,
 	WIRE_OP_CONFIG_GET = 20, /* the replicated configuration */
 	WIRE_OP_CONFIG_SET = 21, /* change some of its keys */
+	WIRE_OP_HEARTBEAT = 22,  /* both directions, req_id 0, no fields, no
+	                            reply: "I am alive" (section Heartbeats of
+	                            docs/protocol.md) */
 	WIRE_OP_REQUEST_MAX,     /* requests are 1 .. WIRE_OP_REQUEST_MAX - 1 */
 
 	WIRE_OP_HELLO_OK = 64,
@@ -60,7 +63,7 @@ enum wire_op {
 	WIRE_OP_MAX
 };
 
-/* Status codes. 1..13 are the business errors of the state machine and
+/* Status codes. 1..14 are the business errors of the state machine and
  * equal FSM_E* in fsm/fsm.h number for number (FSM_EBUSY is called
  * WIRE_EINUSE here, to keep WIRE_EBUSY for back-pressure). 100 and up are
  * node/transport errors. */
@@ -79,6 +82,7 @@ enum wire_status {
 	WIRE_ENOTEMPTY = 11,     /* = FSM_ENOTEMPTY */
 	WIRE_EINUSE = 12,        /* = FSM_EBUSY (exclusive queue in use) */
 	WIRE_ENOMEM = 13,        /* = FSM_ENOMEM */
+	WIRE_ECLUSTERFULL = 14,  /* = FSM_ECLUSTERFULL; retryable */
 	WIRE_EPROTO = 100,       /* malformed frame or fields */
 	WIRE_EFRAME = 101,       /* frame too large */
 	WIRE_EVERSION = 102,     /* unsupported protocol version */
@@ -246,6 +250,7 @@ enum wire_field {
 	WIRE_F_APPLIED,        /* "applied"      uint (STATUS: commands) */
 	WIRE_F_DIGEST,         /* "digest"       uint (STATUS) */
 	WIRE_F_DIVERGED,       /* "diverged"     bool (STATUS) */
+	WIRE_F_HEARTBEAT,      /* "heartbeat"    uint (ms, 0 = off) */
 	WIRE_F_COUNT_
 };
 
@@ -264,6 +269,7 @@ struct wire_msg {
 	uint64_t node_id; /* also STATUS */
 	uint32_t max_frame;
 	uint32_t max_payload;
+	uint32_t heartbeat; /* ms: HELLO proposes, HELLO_OK grants; 0 = off */
 
 	/* names */
 	struct wire_str name; /* queue or topic name */
@@ -431,6 +437,14 @@ int wire_split(const void *data, size_t len, size_t max_frame,
  * frames unchanged). Returns 0, or WIRE_EPROTO when the body does not start
  * with [op, req_id, ...]. Does not validate the fields. */
 int wire_peek(const void *body, size_t len, uint8_t *op, uint64_t *req_id);
+
+/* Salvages what a receiver needs to settle a frame that wire_decode()
+ * refused (too many headers, a bad value in some other field): op, req_id
+ * and, when they are readable, "consumer", "queue_id" and "seq" (their bits
+ * set in out->present); every other field is skipped unread. Returns 0 when
+ * op and req_id were read (even if the map is damaged further on), or
+ * WIRE_EPROTO. Never reads outside [body, body + len). */
+int wire_salvage(const void *body, size_t len, struct wire_msg *out);
 
 /* Name of an op ("PUBLISH"), or "?" (for logs). */
 const char *wire_op_name(int op);

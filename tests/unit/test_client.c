@@ -42,12 +42,21 @@ struct fake {
 	int no_dedup;           /* just count publishes (throughput) */
 	int cancel_after_ack;   /* CANCELLED (retryable reason) after an ACK */
 	int garbage;            /* answer requests with random frames */
+	int bad_deliveries;     /* after CONSUME: good, undecodable, oversized,
+	                           good deliveries */
+	uint32_t hb_grant;      /* heartbeat granted in HELLO_OK (ms) */
+	int send_hb;            /* send HEARTBEAT every 50 ms */
 
 	/* Observations. */
 	int connections;
 	int publishes; /* PUBLISH frames received */
 	int consumes;
 	int acks;
+	int nacks;
+	uint64_t nack_seq;
+	int nack_mode;
+	int heartbeats;     /* HEARTBEAT frames received */
+	uint32_t hello_hb;  /* heartbeat the last HELLO proposed */
 	char *ids[MAX_IDS]; /* distinct message ids, index = seq - 1 */
 	int n_ids;
 	uint64_t next_consumer;
@@ -93,6 +102,45 @@ static void deliver(struct wire_buf *out, uint64_t req, uint64_t consumer,
 	assert_int_equal(wire_encode(out, &d), 0);
 }
 
+/* Four deliveries to `consumer`: seq 1 (good), seq 2 with more headers
+ * than the client decodes, seq 3 in a frame above the client's limit, seq
+ * 4 (good). */
+static void bad_deliveries(struct wire_buf *out, uint64_t consumer)
+{
+	static struct wire_header many[1100];
+	struct wire_msg d;
+	size_t big = WIRE_MAX_FRAME_DEFAULT + 100000;
+	char *payload = malloc(big);
+
+	assert_non_null(payload);
+	memset(payload, 'x', big);
+	for (int i = 0; i < 1100; i++) {
+		many[i].key = "k";
+		many[i].key_len = 1;
+		many[i].val = "v";
+		many[i].val_len = 1;
+	}
+	deliver(out, 0, consumer, 1, "good-1");
+	wire_msg_init(&d, WIRE_OP_DELIVER, 0);
+	d.consumer = consumer;
+	d.queue = ws("q");
+	d.queue_id = 1;
+	d.seq = 2;
+	d.delivery_count = 1;
+	d.payload = ws("too-many-headers");
+	d.headers = many;
+	d.n_headers = 1100;
+	assert_int_equal(wire_encode(out, &d), 0);
+	d.seq = 3;
+	d.headers = NULL;
+	d.n_headers = 0;
+	d.payload.ptr = payload;
+	d.payload.len = (uint32_t)big;
+	assert_int_equal(wire_encode(out, &d), 0);
+	free(payload);
+	deliver(out, 0, consumer, 4, "good-4");
+}
+
 /* Handles one request; returns -1 to close the connection. */
 static int handle(struct fake *f, const struct wire_msg *m,
                   struct wire_buf *out, int *hello_done)
@@ -110,8 +158,18 @@ static int handle(struct fake *f, const struct wire_msg *m,
 		r.node_id = 1;
 		r.max_frame = WIRE_MAX_FRAME_DEFAULT;
 		r.max_payload = 256 * 1024;
+		r.heartbeat = f->hb_grant;
+		pthread_mutex_lock(&f->lock);
+		f->hello_hb = m->heartbeat;
+		pthread_mutex_unlock(&f->lock);
 		*hello_done = 1;
 		return wire_encode(out, &r);
+	}
+	if (m->op == WIRE_OP_HEARTBEAT) {
+		pthread_mutex_lock(&f->lock);
+		f->heartbeats++;
+		pthread_mutex_unlock(&f->lock);
+		return 0;
 	}
 	if (!*hello_done) {
 		wire_encode_error(out, m->req_id, WIRE_EHELLO, NULL, NULL);
@@ -241,8 +299,17 @@ static int handle(struct fake *f, const struct wire_msg *m,
 			return -1;
 		if (f->deliver_on_consume)
 			deliver(out, 0, id, id, id == 1 ? "first" : "second");
+		if (f->bad_deliveries)
+			bad_deliveries(out, id);
 		return 0;
 	}
+	case WIRE_OP_NACK:
+		pthread_mutex_lock(&f->lock);
+		f->nacks++;
+		f->nack_seq = m->seq;
+		f->nack_mode = m->mode;
+		pthread_mutex_unlock(&f->lock);
+		return wire_encode(out, &r);
 	case WIRE_OP_GET:
 		deliver(out, m->req_id, 0, 10, "g1");
 		deliver(out, m->req_id, 0, 11, "g2");
@@ -285,8 +352,18 @@ static void serve_conn(struct fake *f, int fd)
 		ssize_t n;
 		int close_it = 0;
 
-		if (poll(&p, 1, 50) <= 0)
+		if (poll(&p, 1, 50) <= 0) {
+			if (f->send_hb && hello_done) {
+				struct wire_msg hb;
+
+				wire_msg_init(&hb, WIRE_OP_HEARTBEAT, 0);
+				wire_encode(&out, &hb);
+				if (send_all(fd, out.data, out.len))
+					break;
+				out.len = 0;
+			}
 			continue;
+		}
 		if (wire_buf_reserve(&in, 65536))
 			break;
 		n = recv(fd, in.data + in.len, 65536, 0);
@@ -822,6 +899,110 @@ static void test_garbage_server(void **state)
 	fake_free(f);
 }
 
+struct errs {
+	int n;
+	char last[512];
+};
+
+static void on_error(void *arg, int status, const char *text)
+{
+	struct errs *e = arg;
+
+	assert_int_equal(status, RAFTMQ_EBADREPLY);
+	e->n++;
+	snprintf(e->last, sizeof(e->last), "%s", text);
+}
+
+/* A delivery the client cannot decode (too many headers) and one above its
+ * frame limit, between two good ones: the good ones arrive, the bad one
+ * with readable ids is nacked to the dead-letter queue, the application
+ * hears of both, and the connection stays up. */
+static void test_undecodable_delivery(void **state)
+{
+	struct fake *f = fake_new();
+	struct raftmq *c;
+	struct raftmq_delivery *d;
+	struct errs e = {0, ""};
+
+	(void)state;
+	f->bad_deliveries = 1;
+	fake_start(f);
+	c = client_for(f, 5000, 16);
+	raftmq_set_error_cb(c, on_error, &e);
+	assert_int_equal(raftmq_consume(c, "q", 10, NULL), 0);
+	assert_int_equal(raftmq_next_delivery(c, 3000, &d), 0);
+	assert_int_equal(d->seq, 1);
+	assert_string_equal((const char *)d->payload, "good-1");
+	raftmq_delivery_free(d);
+	assert_int_equal(raftmq_next_delivery(c, 3000, &d), 0);
+	assert_int_equal(d->seq, 4);
+	assert_string_equal((const char *)d->payload, "good-4");
+	raftmq_delivery_free(d);
+	assert_int_equal(e.n, 2);
+	assert_non_null(strstr(e.last, "exceeds the client's limit"));
+	/* The connection still works; the nack reached the server. */
+	assert_int_equal(raftmq_queue_declare(c, "q2", NULL, NULL, NULL), 0);
+	assert_int_equal(f->connections, 1);
+	assert_int_equal(f->nacks, 1);
+	assert_int_equal(f->nack_seq, 2);
+	assert_int_equal(f->nack_mode, WIRE_NACK_DEADLETTER);
+	raftmq_close(c);
+	fake_free(f);
+}
+
+/* Heartbeats: proposed in HELLO, sent while idle; a server that sends
+ * nothing for 3 intervals is left (reconnect), one that sends heartbeats is
+ * kept. */
+static void test_heartbeats(void **state)
+{
+	struct raftmq_options o;
+	char servers[64];
+	struct fake *f = fake_new();
+	struct raftmq *c;
+	struct raftmq_delivery *d;
+
+	(void)state;
+	f->hb_grant = 100;
+	fake_start(f);
+	c = client_for(f, 5000, 16);
+	assert_int_equal(raftmq_consume(c, "q", 10, NULL), 0);
+	assert_int_equal(f->hello_hb, 5000);
+	assert_int_equal(raftmq_next_delivery(c, 1000, &d), RAFTMQ_ETIMEOUT);
+	/* Silent fake: the client sent heartbeats, gave up on the server
+	 * after 300 ms, reconnected and registered its consumer again. */
+	assert_true(f->heartbeats >= 2);
+	assert_true(f->connections >= 2);
+	assert_true(f->consumes >= 2);
+	raftmq_close(c);
+	fake_free(f);
+
+	f = fake_new();
+	f->hb_grant = 100;
+	f->send_hb = 1;
+	fake_start(f);
+	c = client_for(f, 5000, 16);
+	assert_int_equal(raftmq_consume(c, "q", 10, NULL), 0);
+	assert_int_equal(raftmq_next_delivery(c, 1000, &d), RAFTMQ_ETIMEOUT);
+	assert_int_equal(f->connections, 1);
+	assert_true(f->heartbeats >= 5);
+	raftmq_close(c);
+	fake_free(f);
+
+	/* heartbeat_ms < 0: none proposed. */
+	f = fake_new();
+	fake_start(f);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", f->port);
+	raftmq_options_default(&o);
+	o.servers = servers;
+	o.heartbeat_ms = -1;
+	c = raftmq_new(&o);
+	assert_non_null(c);
+	assert_int_equal(raftmq_connect(c), 0);
+	assert_int_equal(f->hello_hb, 0);
+	raftmq_close(c);
+	fake_free(f);
+}
+
 static void test_no_server(void **state)
 {
 	struct raftmq_options o;
@@ -860,6 +1041,8 @@ int main(void)
 	    cmocka_unit_test(test_throughput),
 	    cmocka_unit_test(test_garbage_server),
 	    cmocka_unit_test(test_no_server),
+	    cmocka_unit_test(test_undecodable_delivery),
+	    cmocka_unit_test(test_heartbeats),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

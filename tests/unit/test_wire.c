@@ -31,6 +31,7 @@ static void fill(struct wire_msg *m, uint8_t op, uint64_t req)
 	m->node_id = 3;
 	m->max_frame = 1114112;
 	m->max_payload = 262144;
+	m->heartbeat = 2500;
 	m->name = S("orders");
 	m->queue = S("q.one");
 	m->topic = S("events");
@@ -94,6 +95,7 @@ static void check_same(const struct wire_msg *a, const struct wire_msg *b)
 	NUM(NODE_ID, node_id);
 	NUM(MAX_FRAME, max_frame);
 	NUM(MAX_PAYLOAD, max_payload);
+	NUM(HEARTBEAT, heartbeat);
 	STR(NAME, name);
 	STR(QUEUE, queue);
 	STR(TOPIC, topic);
@@ -171,15 +173,19 @@ static void roundtrip(const struct wire_msg *m, struct wire_msg *out,
 	    wire_decode(b->data + WIRE_PREFIX, body_len, out, hdrs, 16), 0);
 }
 
-static const uint8_t all_ops[] = {
-    WIRE_OP_HELLO,         WIRE_OP_QUEUE_DECLARE, WIRE_OP_QUEUE_DELETE,
-    WIRE_OP_QUEUE_PURGE,   WIRE_OP_QUEUE_STATS,   WIRE_OP_QUEUE_LIST,
-    WIRE_OP_TOPIC_DECLARE, WIRE_OP_TOPIC_DELETE,  WIRE_OP_BIND,
-    WIRE_OP_UNBIND,        WIRE_OP_TOPIC_LIST,    WIRE_OP_PUBLISH,
-    WIRE_OP_CONSUME,       WIRE_OP_CANCEL,        WIRE_OP_GET,
-    WIRE_OP_ACK,           WIRE_OP_NACK,          WIRE_OP_EXTEND,
-    WIRE_OP_STATUS,        WIRE_OP_HELLO_OK,      WIRE_OP_OK,
-    WIRE_OP_ERROR,         WIRE_OP_DELIVER,       WIRE_OP_CANCELLED};
+static const uint8_t all_ops[] = {WIRE_OP_HELLO,         WIRE_OP_QUEUE_DECLARE,
+                                  WIRE_OP_QUEUE_DELETE,  WIRE_OP_QUEUE_PURGE,
+                                  WIRE_OP_QUEUE_STATS,   WIRE_OP_QUEUE_LIST,
+                                  WIRE_OP_TOPIC_DECLARE, WIRE_OP_TOPIC_DELETE,
+                                  WIRE_OP_BIND,          WIRE_OP_UNBIND,
+                                  WIRE_OP_TOPIC_LIST,    WIRE_OP_PUBLISH,
+                                  WIRE_OP_CONSUME,       WIRE_OP_CANCEL,
+                                  WIRE_OP_GET,           WIRE_OP_ACK,
+                                  WIRE_OP_NACK,          WIRE_OP_EXTEND,
+                                  WIRE_OP_STATUS,        WIRE_OP_HEARTBEAT,
+                                  WIRE_OP_HELLO_OK,      WIRE_OP_OK,
+                                  WIRE_OP_ERROR,         WIRE_OP_DELIVER,
+                                  WIRE_OP_CANCELLED};
 
 static void test_roundtrip_all_ops(void **state)
 {
@@ -734,6 +740,123 @@ static void test_codes(void **state)
 	}
 }
 
+/* HEARTBEAT frames, the HELLO heartbeat negotiation fields, the cluster
+ * full code. */
+static void test_heartbeat(void **state)
+{
+	struct wire_buf b;
+	struct wire_msg m, out;
+	size_t body;
+
+	(void)state;
+	wire_buf_init(&b);
+	/* [22, 0, {}]: the smallest frame there is. */
+	wire_msg_init(&m, WIRE_OP_HEARTBEAT, 0);
+	assert_int_equal(m.present, 0);
+	assert_int_equal(wire_encode(&b, &m), 0);
+	assert_int_equal(b.len, 8);
+	assert_memory_equal(b.data, "\0\0\0\4\x93\x16\x00\x80", 8);
+	assert_int_equal(wire_decode(b.data + WIRE_PREFIX, 4, &out, NULL, 0),
+	                 0);
+	assert_int_equal(out.op, WIRE_OP_HEARTBEAT);
+	assert_int_equal(out.req_id, 0);
+	assert_string_equal(wire_op_name(WIRE_OP_HEARTBEAT), "HEARTBEAT");
+	assert_true(WIRE_OP_HEARTBEAT < WIRE_OP_REQUEST_MAX);
+
+	/* HELLO proposes, HELLO_OK grants. */
+	b.len = 0;
+	wire_msg_init(&m, WIRE_OP_HELLO, 1);
+	m.version = 1;
+	m.heartbeat = 200;
+	assert_int_equal(wire_encode(&b, &m), 0);
+	assert_int_equal(
+	    wire_split(b.data, b.len, WIRE_MAX_FRAME_DEFAULT, &body),
+	    WIRE_SPLIT_FRAME);
+	assert_int_equal(wire_decode(b.data + WIRE_PREFIX, body, &out, NULL, 0),
+	                 0);
+	assert_true(out.present & WIRE_BIT(WIRE_F_HEARTBEAT));
+	assert_int_equal(out.heartbeat, 200);
+	b.len = 0;
+	wire_msg_init(&m, WIRE_OP_HELLO_OK, 1);
+	m.version = 1;
+	m.heartbeat = 5000;
+	assert_int_equal(wire_encode(&b, &m), 0);
+	assert_int_equal(wire_decode(b.data + WIRE_PREFIX, b.len - WIRE_PREFIX,
+	                             &out, NULL, 0),
+	                 0);
+	assert_int_equal(out.heartbeat, 5000);
+	/* A HELLO from a client that predates heartbeats: 0 = off. */
+	assert_int_equal(
+	    wire_decode("\x93\x01\x01\x81\xa7version\x01", 13, &out, NULL, 0),
+	    0);
+	assert_int_equal(out.heartbeat, 0);
+	assert_false(out.present & WIRE_BIT(WIRE_F_HEARTBEAT));
+
+	assert_int_equal(WIRE_ECLUSTERFULL, 14);
+	assert_int_equal(wire_retryable(WIRE_ECLUSTERFULL), 1);
+	assert_string_equal(wire_strerror(WIRE_ECLUSTERFULL),
+	                    "cluster full: retry later");
+	wire_buf_free(&b);
+}
+
+/* wire_salvage() reads what settling needs from frames decode refuses. */
+static void test_salvage(void **state)
+{
+	struct wire_header many[20], scratch[16];
+	struct wire_buf b;
+	struct wire_msg m, out;
+	const uint64_t need = WIRE_BIT(WIRE_F_CONSUMER) |
+	                      WIRE_BIT(WIRE_F_QUEUE_ID) | WIRE_BIT(WIRE_F_SEQ);
+
+	(void)state;
+	for (int i = 0; i < 20; i++) {
+		many[i].key = "k";
+		many[i].key_len = 1;
+		many[i].val = "v";
+		many[i].val_len = 1;
+	}
+	wire_buf_init(&b);
+	wire_msg_init(&m, WIRE_OP_DELIVER, 0);
+	m.consumer = 9;
+	m.queue = S("q");
+	m.queue_id = 4;
+	m.seq = 1ull << 35;
+	m.payload = S("body");
+	m.headers = many;
+	m.n_headers = 20;
+	assert_int_equal(wire_encode(&b, &m), 0);
+	/* 20 headers, room for 16: decode refuses, salvage gets the ids. */
+	assert_int_equal(wire_decode(b.data + WIRE_PREFIX, b.len - WIRE_PREFIX,
+	                             &out, scratch, 16),
+	                 WIRE_EPROTO);
+	assert_string_equal(out.err, "too many headers");
+	assert_int_equal(
+	    wire_salvage(b.data + WIRE_PREFIX, b.len - WIRE_PREFIX, &out), 0);
+	assert_int_equal(out.op, WIRE_OP_DELIVER);
+	assert_int_equal(out.req_id, 0);
+	assert_int_equal(out.present & need, need);
+	assert_int_equal(out.consumer, 9);
+	assert_int_equal(out.queue_id, 4);
+	assert_int_equal(out.seq, 1ull << 35);
+	/* Cut inside the headers: op and req_id, nothing after the cut. */
+	assert_int_equal(wire_salvage(b.data + WIRE_PREFIX, 40, &out), 0);
+	assert_int_equal(out.op, WIRE_OP_DELIVER);
+	assert_int_equal(out.present & WIRE_BIT(WIRE_F_SEQ), 0);
+	/* Every prefix of the body is safe to salvage. */
+	for (size_t n = 0; n <= b.len - WIRE_PREFIX; n++)
+		(void)wire_salvage(b.data + WIRE_PREFIX, n, &out);
+	/* A seq of the wrong type is skipped, not trusted. */
+	assert_int_equal(
+	    wire_salvage("\x93\x43\x00\x82\xa3seq\xa1x\xa8queue_id\x05", 20,
+	                 &out),
+	    0);
+	assert_int_equal(out.present, WIRE_BIT(WIRE_F_QUEUE_ID));
+	assert_int_equal(out.queue_id, 5);
+	assert_int_equal(wire_salvage("\x92\x43\x00", 3, &out), WIRE_EPROTO);
+	assert_int_equal(wire_salvage("\xc1", 1, &out), WIRE_EPROTO);
+	wire_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -746,6 +869,8 @@ int main(void)
 	    cmocka_unit_test(test_fuzz),
 	    cmocka_unit_test(test_speed),
 	    cmocka_unit_test(test_codes),
+	    cmocka_unit_test(test_heartbeat),
+	    cmocka_unit_test(test_salvage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
