@@ -35,6 +35,8 @@
 
 #include <cmocka.h>
 
+#include "raw_util.h"
+
 #include "client/raftmq.h"
 #include "cluster_util.h"
 #include "wire/wire.h"
@@ -591,65 +593,7 @@ static void test_damaged_snapshot(void **state)
 
 static int raw_connect(const char *addr)
 {
-	struct sockaddr_in sa;
-	char host[64];
-	const char *colon = strrchr(addr, ':');
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	memcpy(host, addr, (size_t)(colon - addr));
-	host[colon - addr] = '\0';
-	memset(&sa, 0, sizeof sa);
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
-	inet_pton(AF_INET, host, &sa.sin_addr);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	{
-		struct timeval tv = {10, 0};
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	}
-	return fd;
-}
-
-static void raw_send(int fd, const void *p, size_t n)
-{
-	assert_int_equal(write(fd, p, n), (ssize_t)n);
-}
-
-static void raw_send_msg(int fd, const struct wire_msg *m)
-{
-	struct wire_buf b;
-	wire_buf_init(&b);
-	assert_int_equal(wire_encode(&b, m), 0);
-	raw_send(fd, b.data, b.len);
-	wire_buf_free(&b);
-}
-
-/* Reads one frame and decodes it into *m (body kept in `body`). Returns 0,
- * or -1 when the connection closed. */
-static int raw_recv(int fd, char *body, size_t cap, struct wire_msg *m)
-{
-	unsigned char pre[4];
-	size_t len, got = 0;
-
-	while (got < 4) {
-		ssize_t r = read(fd, pre + got, 4 - got);
-		if (r <= 0) {
-			return -1;
-		}
-		got += (size_t)r;
-	}
-	len = ((size_t)pre[0] << 24) | ((size_t)pre[1] << 16) |
-	      ((size_t)pre[2] << 8) | pre[3];
-	assert_true(len <= cap);
-	for (got = 0; got < len;) {
-		ssize_t r = read(fd, body + got, len - got);
-		if (r <= 0) {
-			return -1;
-		}
-		got += (size_t)r;
-	}
-	assert_int_equal(wire_decode(body, len, m, NULL, 0), 0);
-	return 0;
+	return raw_connect_timeout(addr, 10);
 }
 
 static void raw_hello(int fd, uint32_t version)
@@ -968,10 +912,40 @@ static void test_replicated_config(void **state)
 	assert_int_equal(rv, RAFTMQ_ETOOBIG);
 	/* (libraftmq refuses it itself: HELLO_OK gave it the limit) */
 	assert_true(strstr(raftmq_errmsg(h), "1000") != NULL);
+	/* The nodes refuse it too: a raw client skips libraftmq's check. */
 	for (int i = 1; i <= CLUSTER_N; i++) {
-		if (!cluster_log_contains(&c, i,
-		                          "--max-payload 4000 differs from "
-		                          "the cluster's 1000")) {
+		static char body[1 << 16], big[2000];
+		struct wire_msg m;
+		int fd = raw_connect(cluster_addr(&c, i));
+
+		raw_hello(fd, 1);
+		assert_int_equal(raw_recv(fd, body, sizeof body, &m), 0);
+		memset(big, 'x', sizeof big);
+		wire_msg_init(&m, WIRE_OP_PUBLISH, 2);
+		m.present = WIRE_BIT(WIRE_F_KEY) | WIRE_BIT(WIRE_F_PAYLOAD);
+		m.key.ptr = "cfg";
+		m.key.len = 3;
+		m.payload.ptr = big;
+		m.payload.len = sizeof big;
+		raw_send_msg(fd, &m);
+		assert_int_equal(raw_recv(fd, body, sizeof body, &m), 0);
+		assert_int_equal(m.op, WIRE_OP_ERROR);
+		assert_int_equal(m.code, WIRE_ETOOBIG);
+		close(fd);
+	}
+	for (int i = 1; i <= CLUSTER_N; i++) {
+		/* A node logs it once it has applied the log: allow time. */
+		uint64_t until = now_ms() + 10000;
+		int seen;
+
+		while (!(seen = cluster_log_contains(
+		             &c, i,
+		             "--max-payload 4000 differs from the cluster's "
+		             "1000")) &&
+		       now_ms() < until) {
+			sleep_ms(100);
+		}
+		if (!seen) {
 			cluster_dump_logs(&c);
 			fail_msg("node %d did not log its differing flag", i);
 		}
