@@ -900,10 +900,11 @@ void session_answer_local(struct session *s, const struct wire_msg *m)
 		max = fsm_config_get(n->fsm)->max_headers;
 		if (m->n_headers > max) {
 			char msg[128];
-			snprintf(msg, sizeof msg,
-			         "%u headers exceed max_headers %u (%u more are "
-			         "kept for dead-lettering)",
-			         m->n_headers, max, FSM_DLQ_HEADERS);
+			snprintf(
+			    msg, sizeof msg,
+			    "%u headers exceed max_headers %u (%u more are "
+			    "kept for dead-lettering)",
+			    m->n_headers, max, FSM_DLQ_HEADERS);
 			session_write_error(s, m->req_id, WIRE_EINVAL, msg);
 			return;
 		}
