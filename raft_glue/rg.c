@@ -17,7 +17,8 @@
 #include "rg_transport.h"
 
 /* raft 0.15 (bookworm) has no such macro and several safety bugs; versions
- * before 0.22 behave differently in ways we depend on (raft-notes §6). */
+ * before 0.22 behave differently in ways we depend on (docs/raft.md, "Why not
+ * 0.15"). */
 #if !defined(RAFT_VERSION_NUMBER) || RAFT_VERSION_NUMBER < 2201
 #error "raft >= 0.22.1 is required (0.15 has safety bugs, see docs/raft.md)"
 #endif
@@ -256,9 +257,10 @@ int rg_propose(struct rg *r, const void *buf, size_t len,
 
 	/* raft's uv backend rejects entries whose length is not a multiple
 	 * of 8 only after it has taken them into its in-memory log and freed
-	 * our buffer; the next apply then crashes (raft-notes N1). fsm's codec
-	 * pads already; we pad with zeros again to be safe (its decoder reads
-	 * the exact body length from the header). Never an empty entry. */
+	 * our buffer; the next apply then crashes (docs/raft.md, N1). fsm's
+	 * codec pads already; we pad with zeros again to be safe (its decoder
+	 * reads the exact body length from the header). Never an empty entry.
+	 */
 	padded = (len + 7) & ~(size_t)7;
 	if (padded == 0)
 		padded = 8;
@@ -282,7 +284,7 @@ int rg_propose(struct rg *r, const void *buf, size_t len,
 	if (b.len % 8 != 0)
 		abort();
 	/* Exactly one buffer: with n > 1 raft 0.22.1 keeps only the first
-	 * (raft-notes N2). */
+	 * (docs/raft.md, N2). */
 	rv = raft_apply(&r->raft, &q->apply, &b, 1, rg__apply_cb);
 	switch (rv) {
 	case 0:
@@ -296,8 +298,8 @@ int rg_propose(struct rg *r, const void *buf, size_t len,
 		return rv == RAFT_NOTLEADER ? RG_NOTLEADER : RG_NOSPACE;
 	default:
 		/* Any other error comes after raft took (and freed) the buffer
-		 * and left its log inconsistent (raft-notes N4): we cannot go
-		 * on safely. */
+		 * and left its log inconsistent (docs/raft.md, N4): we cannot
+		 * go on safely. */
 		rg__log(3, "raft_apply: %s (%d): %s; aborting",
 		        raft_strerror(rv), rv, raft_errmsg(&r->raft));
 		abort();
@@ -335,7 +337,7 @@ int rg_barrier(struct rg *r, void (*cb)(void *arg, int status), void *arg)
 		free(q);
 		return rv == RAFT_NOTLEADER ? RG_NOTLEADER : RG_NOSPACE;
 	default:
-		/* Like raft_apply (raft-notes N4): any other error leaves
+		/* Like raft_apply (docs/raft.md, N4): any other error leaves
 		 * raft's log inconsistent. */
 		rg__log(3, "raft_barrier: %s (%d): %s; aborting",
 		        raft_strerror(rv), rv, raft_errmsg(&r->raft));
@@ -632,7 +634,7 @@ static int rg__check_config(const struct rg_config *c, const char **self,
 
 /* raft seeds its PRNG from the wall-clock milliseconds only: nodes started
  * in the same millisecond draw the same election timeouts and split votes
- * for a long time (raft-notes N5). */
+ * for a long time (docs/raft.md, N5). */
 static unsigned rg__seed(uint64_t id)
 {
 	unsigned seed = 0;

@@ -27,7 +27,7 @@
  * which every node does identically.
  *
  * `*result` reaches the leader's apply callback only after later entries may
- * have been applied too (raft-notes N3), so we pass nothing through it: the
+ * have been applied too (docs/raft.md, N3), so we pass nothing through it: the
  * proposer learns its outcome from the sink during this call. */
 static int rg_fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf,
                          void **result)
@@ -166,7 +166,8 @@ static int rg_fsm__snapshot_finalize(struct raft_fsm *rf,
  * newer version) fails the start cleanly: raft_start() returns the error and
  * the node exits with a message naming its data dir. On the install path raft
  * has already reset its log, so a failure there would leave the node silently
- * diverged (raft-notes B6): we stop the process instead. */
+ * diverged (docs/raft.md, "failed restore after a snapshot install"): we stop
+ * the process instead. */
 static int rg_fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
 {
 	struct rg_fsm *f = RG_FSM_OF(rf);

@@ -9,7 +9,7 @@
 
 /* raft 0.22.1's TCP transport never disables Nagle's algorithm. With a few
  * AppendEntries in flight, Nagle plus the peer's delayed ACK stalls each
- * message for up to ~40 ms (raft-notes §2.3: 0.23k entries/s instead of
+ * message for up to ~40 ms (docs/raft.md, N6: 0.23k entries/s instead of
  * 3-5k/s). raft exposes no socket hook, so we interpose a transport: every
  * operation is delegated to the inner TCP transport, and our accept and
  * connect callbacks flip TCP_NODELAY before handing the stream on.
