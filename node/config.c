@@ -287,7 +287,6 @@ static void defaults(struct node_config *c)
 	c->max_session_output = 64u << 20;
 	c->hello_timeout = 10000;
 	c->client_heartbeat = 5000;
-	c->max_pending_entries = 64;
 	fsm_config_default(&c->fsm);
 	c->fsm.max_entry = c->max_entry;
 }

@@ -44,8 +44,6 @@ struct node_config {
 	                              0 = none */
 	size_t max_session_output; /* bytes queued to one client before it is
 	                              cut off */
-	unsigned
-	    max_pending_entries; /* batches waiting for an in-flight slot */
 	/* The state machine limits from the flags: only the seed of the
 	 * cluster's replicated configuration (the first leader proposes
 	 * them); apply and admission read fsm_config_get() instead. */

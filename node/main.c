@@ -127,7 +127,6 @@ int main(int argc, char **argv)
 	n.loop = &loop;
 	uv_loop_init(&loop);
 	fsm_batch_init(&n.batch);
-	wire_buf_init(&n.scratch);
 	n.reads_tail = &n.reads;
 	/* The defaults: the limits are replicated state (a config command
 	 * from the first leader's flags), never this node's flags. */
@@ -211,6 +210,5 @@ int main(int argc, char **argv)
 	node_commands_free(&n);
 	fsm_free(n.fsm);
 	fsm_batch_close(&n.batch);
-	wire_buf_free(&n.scratch);
 	return n.exit_code;
 }

@@ -53,7 +53,6 @@ struct session {
 	int mode; /* enum session_mode */
 	int hello;
 	int closing;
-	int close_after_write;
 	int paused;            /* not reading: the leader's batch is full */
 	unsigned handles;      /* open uv handles; freed at 0 */
 	struct conn c;         /* the client */
@@ -173,7 +172,6 @@ struct node {
 	} watch;
 	/* scratch for decoding message headers */
 	struct wire_header hdr_scratch[1024];
-	struct wire_buf scratch;
 };
 
 /* server.c */
@@ -203,7 +201,6 @@ void proxy_forward(struct session *s, const char *frame, size_t len,
                    const struct wire_msg *m);
 
 /* command.c: LOCAL requests -> FSM commands, and the fsm sink. */
-void node_submit(struct session *s, const struct wire_msg *m);
 void node_submit_cmd(struct node *n, const struct fsm_cmd *cmd);
 void node_flush(struct node *n);
 /* Frees the current entry and the re-queued commands (at exit). */
