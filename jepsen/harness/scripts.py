@@ -119,24 +119,27 @@ STAT_KEYS = ("ready", "delayed", "in_flight", "bytes", "consumers",
 
 
 def _queues(test, node):
-    r = call(test, node, {"op": "list"}, 10)
+    if not test.cluster.is_running(node):
+        return None
+    r = call(test, node, {"op": "list"}, 5)
     if r.get("type") != "ok" or r.get("error"):
         return None
     return {q["name"]: {k: q.get(k) for k in STAT_KEYS}
             for q in r.get("queues", [])}
 
 
-def replica_sample(test, tries=30, pause=1.0):
+def replica_sample(test, tries=30, pause=1.0, limit_s=60):
     """Samples every node's own state until their applied indexes are equal
     and did not move while the queue stats were read (bounded). Each
     node's queue stats come from that node alone (QUEUE_LIST is answered
     from the local state machine); the digests from `raftmq cluster
     status` when the binary prints them. Returns the `replicas` marker."""
     last = None
+    end = time.monotonic() + limit_s
     for attempt in range(1, tries + 1):
         before = {n: test.status(n) for n in test.cluster.names}
         queues = {n: _queues(test, n) for n in test.cluster.names}
-        rc, text = cli(test, ["cluster", "status"])
+        rc, text = cli(test, ["cluster", "status"], timeout=8)
         digests = parse_cluster_status(text) if rc == 0 else {}
         after = {n: test.status(n) for n in test.cluster.names}
         nodes = {}
@@ -161,7 +164,7 @@ def replica_sample(test, tries=30, pause=1.0):
             da = {v["digest-applied"] for v in nodes.values()}
             stable = stable and len(da) == 1
         last["stable"] = stable
-        if stable:
+        if stable or time.monotonic() > end:
             break
         time.sleep(pause)
     return last
