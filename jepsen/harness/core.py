@@ -128,11 +128,12 @@ SCENARIOS = [
      "every write that was not durable (fsyncshadow shim), restart",
      {"nemesis": {"power": ["all"]}, "powerloss": True, "time_limit": 60,
       "nemesis_interval": 8}, None),
-    ("mutation-power-loss-nosync", "SELF-VALIDATION, must FAIL: power "
-     "loss with the shim in nosync mode (fsync, O_DSYNC and RWF_DSYNC "
-     "pretend to succeed; nothing written is durable)",
+    ("mutation-power-loss-lying-fsync", "SELF-VALIDATION, must FAIL "
+     "(lost): power loss with the shim in lag mode, a disk that "
+     "acknowledges fsync and O_DSYNC/RWF_DSYNC writes from a volatile "
+     "cache and persists each write only 1 s later",
      {"nemesis": {"power": ["all"]}, "powerloss": True,
-      "powerloss_mode": "nosync", "time_limit": 40, "nemesis_interval": 8,
+      "powerloss_mode": "lag", "time_limit": 40, "nemesis_interval": 8,
       "expect": False}, None),
     ("chaos", "partition, kill, pause and clock together, interval 5 s",
      {"nemesis": {"partition": ["one", "majority-split", "leader", "bridge"],

@@ -6,10 +6,16 @@
  *   FSYNCSHADOW_DATA    absolute path of the data dir to watch (required)
  *   FSYNCSHADOW_SHADOW  absolute path of the shadow dir (required; it must
  *                       equal the data dir when the process starts)
- *   FSYNCSHADOW_MODE    "normal" (default) or "nosync": the MUTATION mode,
- *                       in which fsync/fdatasync/sync_file_range/syncfs
+ *   FSYNCSHADOW_MODE    "normal" (default), or one of two MUTATIONS:
+ *                       "nosync": fsync/fdatasync/sync_file_range/syncfs
  *                       return 0 without syncing anything and O_DSYNC /
- *                       RWF_DSYNC writes are not durable either.
+ *                       RWF_DSYNC writes are not durable either;
+ *                       "lag": a disk that acknowledges from a volatile
+ *                       cache: every write (synced or not) becomes durable
+ *                       only FSYNCSHADOW_LAG_MS (default 1000) ms after it
+ *                       was made, or when its file is renamed (like ext4's
+ *                       ordered rename); syncs return at once. A power cut
+ *                       loses the last LAG ms of acknowledged writes.
  *
  * Model (the one of lazyfs: un-synced data is lost, metadata is not):
  *   - A write to a file under the data dir is durable when it was made
@@ -49,6 +55,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef RWF_DSYNC
@@ -66,6 +73,7 @@
 
 struct chunk {
 	struct chunk *next;
+	long long ms; /* when it was written (lag mode) */
 	off_t off;
 	size_t len;
 	unsigned char data[];
@@ -85,7 +93,8 @@ static unsigned char fd_dsync[MAX_FDS];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char data_dir[PATH_MAX], shadow_dir[PATH_MAX];
 static size_t data_len;
-static int active, nosync;
+static int active, nosync, lag;
+static long long lag_ms = 1000;
 
 /* The real functions. */
 static int (*r_open)(const char *, int, ...);
@@ -163,9 +172,13 @@ __attribute__((constructor)) static void shim_init(void)
 	while (data_len > 1 && data_dir[data_len - 1] == '/')
 		data_dir[--data_len] = '\0';
 	nosync = m != NULL && strcmp(m, "nosync") == 0;
+	lag = m != NULL && strcmp(m, "lag") == 0;
+	if (lag && getenv("FSYNCSHADOW_LAG_MS"))
+		lag_ms = atoll(getenv("FSYNCSHADOW_LAG_MS"));
 	active = 1;
 	fprintf(stderr, "fsyncshadow: watching %s (shadow %s, mode %s)\n",
-	        data_dir, shadow_dir, nosync ? "nosync" : "normal");
+	        data_dir, shadow_dir,
+	        nosync ? "nosync" : lag ? "lag" : "normal");
 }
 
 /* ---- paths ---------------------------------------------------------- */
@@ -356,6 +369,37 @@ static void shadow_write(struct inode *in, const void *p, size_t len, off_t off)
 	}
 }
 
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Lag mode: every pending write older than lag_ms is durable now (in
+ * order, per file). Under mu. */
+static void flush_old(void)
+{
+	long long cut = mono_ms() - lag_ms;
+
+	for (int i = 0; i < MAX_INODES; i++) {
+		struct inode *in = &inodes[i];
+
+		if (!in->used)
+			continue;
+		while (in->head && in->head->ms <= cut) {
+			struct chunk *c = in->head;
+
+			shadow_write(in, c->data, c->len, c->off);
+			in->head = c->next;
+			if (in->head == NULL)
+				in->tail = NULL;
+			free(c);
+		}
+	}
+}
+
 /* Records `len` bytes written at `off` through `fd`, from `n` iovecs. */
 static void record(int fd, const struct iovec *iov, int n, size_t len,
                    off_t off, int dsync)
@@ -369,6 +413,10 @@ static void record(int fd, const struct iovec *iov, int n, size_t len,
 		return;
 	}
 	dsync |= fd_dsync[fd];
+	if (lag) {
+		flush_old();
+		dsync = 0; /* acknowledged from the volatile cache */
+	}
 	if (dsync && !nosync) {
 		size_t left = len;
 		off_t o = off;
@@ -388,6 +436,7 @@ static void record(int fd, const struct iovec *iov, int n, size_t len,
 			abort();
 		}
 		c->next = NULL;
+		c->ms = mono_ms();
 		c->off = off;
 		c->len = len;
 		for (int i = 0; i < n && left > 0; i++) {
@@ -420,6 +469,13 @@ static void flush_fd(int fd)
 
 	if (nosync)
 		return;
+	if (lag) {
+		/* The sync returns, but only old writes are durable. */
+		pthread_mutex_lock(&mu);
+		flush_old();
+		pthread_mutex_unlock(&mu);
+		return;
+	}
 	pthread_mutex_lock(&mu);
 	in = fd_in(fd);
 	if (in)
@@ -431,6 +487,12 @@ static void flush_all(void)
 {
 	if (nosync)
 		return;
+	if (lag) {
+		pthread_mutex_lock(&mu);
+		flush_old();
+		pthread_mutex_unlock(&mu);
+		return;
+	}
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < MAX_INODES; i++)
 		if (inodes[i].used)
@@ -843,8 +905,16 @@ static int do_renameat(int od, const char *op, int nd, const char *np,
 	both = shadow_of(od, op, so, sizeof(so)) &&
 	       shadow_of(nd, np, sn, sizeof(sn));
 	if (both) {
+		struct stat st;
+
 		pthread_mutex_lock(&mu);
 		forget_path(nd, np); /* replaced target */
+		/* Lag mode: a rename commits the file's data first. */
+		if (lag && fstatat(od, op, &st, 0) == 0) {
+			struct inode *in = inode_find(st.st_dev, st.st_ino);
+			if (in)
+				flush_inode(in);
+		}
 		pthread_mutex_unlock(&mu);
 	}
 	r = use2 ? r_renameat2(od, op, nd, np, flags)
@@ -951,6 +1021,8 @@ int linkat(int od, const char *op, int nd, const char *np, int flags)
 		char pp[64];
 		pthread_mutex_lock(&mu);
 		struct inode *in = fd_in(src);
+		if (in && lag)
+			flush_inode(in); /* like rename: data first */
 		if (in) {
 			snprintf(pp, sizeof(pp), "/proc/self/fd/%d",
 			         in->shadow_fd);
