@@ -98,12 +98,13 @@ SCENARIOS = [
     # test-all, not in the quick set).
     ("rolling-restart", "restart each node in turn, --max-payload 1000 -> "
      "4000, during load with 600/2000/3500-byte messages (snapshots every "
-     "300 entries: the first node replays its log, the others restore)",
+     "300 entries: the first node replays its log, the others restore "
+     "theirs; then leadership is moved to the first)",
      {"script": "rolling-restart", "time_limit": 60, "initial_quiet": 0,
       "sizes": [600, 2000, 3500], "snapshot_every": 300,
       "scenario_node_args": ["--max-payload", "1000",
                              "--snapshot-threshold", "300",
-                             "--snapshot-trailing", "100"]}, None),
+                             "--snapshot-trailing", "3000"]}, None),
     ("clock-jump", "the leader's wall clock jumps +3 h, then a leader "
      "change; timer probes (2 s delay, 3 s ack timeout, 3 s TTL) must fire "
      "within 10 s of their time",

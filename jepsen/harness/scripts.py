@@ -128,6 +128,57 @@ def _queues(test, node):
             for q in r.get("queues", [])}
 
 
+def _stable_applied(test, limit_s=20):
+    """Waits until every node reports the same applied index twice in a
+    row; returns it or None."""
+    end = time.monotonic() + limit_s
+    prev = None
+    while time.monotonic() < end:
+        sts = [test.status(n) for n in test.cluster.names]
+        ap = {s.get("applied") for s in sts if s}
+        cur = ap.pop() if len(ap) == 1 and all(sts) else None
+        if cur is not None and cur == prev:
+            return cur
+        prev = cur
+        time.sleep(0.5)
+    return None
+
+
+def rotation_sample(test, limit_s=150):
+    """Fallback for a binary whose followers proxy every request (queue
+    stats included) to the leader, so that a follower's own state cannot
+    be read: each node in turn is made the leader (the current leader is
+    restarted, same flags, until the node leads; at most 4 times), and
+    its queue stats are read while it leads. Returns the `replicas`
+    marker (mode "rotation")."""
+    c = test.cluster
+    end = time.monotonic() + limit_s
+    nodes, restarts = {}, []
+    for n in c.names:
+        ld = None
+        for _ in range(5):
+            ld = wait_leader(test, threading.Event(), 15)
+            if ld == n or ld is None or time.monotonic() > end:
+                break
+            restarts.append({"node": ld, "for": n})
+            test.j.nemesis("restart-for-sample", {"node": ld, "for": n})
+            c.restart_node(ld, c.node_extra.get(ld, []))
+            time.sleep(1)
+        ap = _stable_applied(test) if ld == n else None
+        q = _queues(test, n) if ld == n else None
+        st = test.status(n) or {}
+        nodes[n] = {"applied": st.get("applied"), "moved": ap is None or
+                    st.get("applied") != ap, "queues": q, "digest": None,
+                    "digest-applied": None, "diverged": False,
+                    "leader-when-read": ld == n, "stable-applied": ap}
+    ok = [v for v in nodes.values() if v["queues"] is not None]
+    return {"mode": "rotation", "attempts": 1, "nodes": nodes,
+            "restarts": restarts, "digest-supported": False,
+            # Each node was read while it led, at a quiescent point; the
+            # applied indexes differ by the entries of the elections.
+            "stable": len(ok) == len(nodes)}
+
+
 def replica_sample(test, tries=30, pause=1.0, limit_s=60):
     """Samples every node's own state until their applied indexes are equal
     and did not move while the queue stats were read (bounded). Each
@@ -167,6 +218,14 @@ def replica_sample(test, tries=30, pause=1.0, limit_s=60):
         if stable or time.monotonic() > end:
             break
         time.sleep(pause)
+    if not last.get("digest-supported") and test.o.get("replica_rotation",
+                                                       True):
+        # Without digests, the stats of a follower are the leader's (it
+        # proxies the request): read each node while it leads.
+        rot = rotation_sample(test)
+        rot["proxied-sample"] = {n: {"applied": v["applied"]}
+                                 for n, v in last["nodes"].items()}
+        return rot
     return last
 
 
@@ -213,6 +272,17 @@ def rolling_restart(test, stop):
         restart(n, "restores its snapshot" +
                 (" (the leader)" if n == ld else ""))
         sleep(stop, 8)
+    # The replayed node leading is the case of the issue (its followers
+    # restored their snapshots): restart the leader (same flags) until it
+    # leads, at most 3 times.
+    for _ in range(3):
+        ld = wait_leader(test, stop)
+        if stop.is_set() or ld is None or ld == first:
+            break
+        restart(ld, "again, to move leadership to %s" % first)
+        sleep(stop, 5)
+    test.j.log("leader-after-restarts", {"leader": test.leader(),
+                                         "replayed": first})
     if not stop.is_set():
         config_set(test, ["max_payload=4000"])
 
