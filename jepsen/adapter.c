@@ -41,7 +41,7 @@
 #include "raftmq.h"
 
 #define LINE_MAX_LEN 4096
-#define MAX_PAD (64u << 20)
+#define MAX_PAD      (64u << 20)
 
 static struct raftmq *conn;
 static struct raftmq_options opts;
@@ -217,7 +217,6 @@ static void reply_err(long long id, const char *type, int rc)
 	put_str(conn ? raftmq_errmsg(conn) : "");
 	printf("}\n");
 }
-
 
 /* "VALUE|SIZE|" and filler up to `size` bytes (at least the header). */
 static char *pad_payload(const char *value, size_t size)
@@ -551,8 +550,8 @@ static void do_hold(long long id, const char *line)
  * for `want` deliveries, acks each (when `ack`), and answers the values,
  * the highest delivery count and any errors.
  */
-static void receive_batch(long long id, uint32_t want, long long wait,
-                          int ack, const char *how)
+static void receive_batch(long long id, uint32_t want, long long wait, int ack,
+                          const char *how)
 {
 	long long end = now_ms() + wait;
 	uint32_t got = 0, acked = 0, maxdc = 0, redelivered = 0, bad = 0;
@@ -568,8 +567,8 @@ static void receive_batch(long long id, uint32_t want, long long wait,
 
 		if (left <= 0)
 			break;
-		rc = raftmq_next_delivery(conn, (int)(left > 1000 ? 1000 : left),
-		                          &d);
+		rc = raftmq_next_delivery(conn,
+		                          (int)(left > 1000 ? 1000 : left), &d);
 		if (rc == RAFTMQ_ETIMEOUT)
 			continue;
 		if (rc) {

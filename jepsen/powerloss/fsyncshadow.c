@@ -68,7 +68,7 @@
 #define SYNC_FILE_RANGE_WAIT_AFTER 4
 #endif
 
-#define MAX_FDS 65536
+#define MAX_FDS    65536
 #define MAX_INODES 4096
 
 struct chunk {
@@ -178,7 +178,9 @@ __attribute__((constructor)) static void shim_init(void)
 	active = 1;
 	fprintf(stderr, "fsyncshadow: watching %s (shadow %s, mode %s)\n",
 	        data_dir, shadow_dir,
-	        nosync ? "nosync" : lag ? "lag" : "normal");
+	        nosync ? "nosync"
+	        : lag  ? "lag"
+	               : "normal");
 }
 
 /* ---- paths ---------------------------------------------------------- */
@@ -333,8 +335,8 @@ static void track(int fd, int dirfd, const char *path, int flags)
 		if ((flags & O_TMPFILE) == O_TMPFILE) {
 			in->shadow_fd = r_open(sp, O_TMPFILE | O_RDWR, 0600);
 		} else {
-			in->shadow_fd = r_open(sp, O_RDWR | O_CREAT | O_CLOEXEC,
-			                       0644);
+			in->shadow_fd =
+			    r_open(sp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 		}
 		if (in->shadow_fd < 0) {
 			fprintf(stderr, "fsyncshadow: open %s: %s\n", sp,
@@ -422,7 +424,8 @@ static void record(int fd, const struct iovec *iov, int n, size_t len,
 		off_t o = off;
 
 		for (int i = 0; i < n && left > 0; i++) {
-			size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+			size_t k =
+			    iov[i].iov_len < left ? iov[i].iov_len : left;
 			shadow_write(in, iov[i].iov_base, k, o);
 			o += (off_t)k;
 			left -= k;
@@ -440,7 +443,8 @@ static void record(int fd, const struct iovec *iov, int n, size_t len,
 		c->off = off;
 		c->len = len;
 		for (int i = 0; i < n && left > 0; i++) {
-			size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+			size_t k =
+			    iov[i].iov_len < left ? iov[i].iov_len : left;
 			memcpy(c->data + at, iov[i].iov_base, k);
 			at += k;
 			left -= k;
@@ -544,7 +548,8 @@ static void untrack(int fd)
 	pthread_mutex_unlock(&mu);
 }
 
-/* ---- open ------------------------------------------------------------------ */
+/* ---- open ------------------------------------------------------------------
+ */
 
 static int mode_arg(int flags, va_list ap)
 {
@@ -712,8 +717,7 @@ ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int fl)
 	return r;
 }
 
-ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off,
-                    int fl)
+ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int fl)
 {
 	return pwritev2(fd, iov, cnt, off, fl);
 }
