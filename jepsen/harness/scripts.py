@@ -156,6 +156,12 @@ def rotation_sample(test, limit_s=150):
     nodes, restarts = {}, []
     for n in c.names:
         ld = None
+        if not c.is_running(n):
+            nodes[n] = {"applied": None, "moved": True, "queues": None,
+                        "digest": None, "digest-applied": None,
+                        "diverged": False, "leader-when-read": False,
+                        "note": "not running"}
+            continue
         for _ in range(5):
             ld = wait_leader(test, threading.Event(), 15)
             if ld == n or ld is None or time.monotonic() > end:
