@@ -377,6 +377,7 @@ def clock_jump(test, stop):
     test.say("clock of leader %s +%d s" % (ld, jump))
     sleep(stop, 4)
     c.set_clock(ld, 0)
+    test.j.nemesis("reset-clock", {"nodes": [ld]})
     c.kill(ld)
     test.j.nemesis("kill", {"nodes": [ld], "target": "leader",
                             "note": "clock reset to +0 first"})
