@@ -559,16 +559,18 @@ def check_replicas(ops):
     if digest_mismatch:
         bad.append("replica-digest-mismatch")
     # Stats of nodes at different applied indexes may differ legitimately.
-    if diffs and m.get("stable"):
+    stats_stable = m.get("stats-stable", m.get("stable"))
+    if diffs and stats_stable:
         bad.append("replica-state-differs")
     res["bad-error-types"] = bad
+    digest_ok = bool(m.get("digest-stable")) and len(digests) >= 2
     if bad:
         res["valid"] = False
-    elif len(answered) < 2 or not m.get("stable"):
+    elif digest_ok or (stats_stable and len(answered) >= 2):
+        res["valid"] = True
+    else:
         res["valid"] = "unknown"
         res["error"] = "no stable sample of at least two replicas"
-    else:
-        res["valid"] = True
     return res
 
 
