@@ -557,6 +557,7 @@ static void receive_batch(long long id, uint32_t want, long long wait, int ack,
 	uint32_t got = 0, acked = 0, maxdc = 0, redelivered = 0, bad = 0;
 	int first_err = 0, ack_err = 0;
 	char v[512];
+	uint64_t *seqs = calloc(want ? want : 1, sizeof(*seqs));
 
 	printf("{\"id\":%lld,\"type\":\"ok\",\"how\":\"%s\",\"values\":[", id,
 	       how);
@@ -579,6 +580,8 @@ static void receive_batch(long long id, uint32_t want, long long wait, int ack,
 			bad++;
 		printf("%s", got ? "," : "");
 		put_str(v);
+		if (seqs)
+			seqs[got] = d->seq;
 		got++;
 		if (d->delivery_count > maxdc)
 			maxdc = d->delivery_count;
@@ -592,10 +595,15 @@ static void receive_batch(long long id, uint32_t want, long long wait, int ack,
 		}
 		raftmq_delivery_free(d);
 	}
-	printf("],\"count\":%u,\"acked\":%u,\"max-delivery-count\":%u,"
+	printf("],\"seqs\":[");
+	for (uint32_t i = 0; seqs && i < got; i++)
+		printf("%s%llu", i ? "," : "", (unsigned long long)seqs[i]);
+	free(seqs);
+	printf("],\"granted\":%u,\"count\":%u,\"acked\":%u,"
+	       "\"max-delivery-count\":%u,"
 	       "\"redelivered\":%u,\"payload-errors\":%u,\"error\":\"%s\","
 	       "\"ack-error\":\"%s\"}\n",
-	       got, acked, maxdc, redelivered, bad,
+	       want, got, acked, maxdc, redelivered, bad,
 	       first_err ? err_name(first_err) : "",
 	       ack_err ? err_name(ack_err) : "");
 }
