@@ -558,6 +558,7 @@ static void receive_batch(long long id, uint32_t want, long long wait, int ack,
 	int first_err = 0, ack_err = 0;
 	char v[512];
 	uint64_t *seqs = calloc(want ? want : 1, sizeof(*seqs));
+	uint32_t *dcs = calloc(want ? want : 1, sizeof(*dcs));
 
 	printf("{\"id\":%lld,\"type\":\"ok\",\"how\":\"%s\",\"values\":[", id,
 	       how);
@@ -582,6 +583,8 @@ static void receive_batch(long long id, uint32_t want, long long wait, int ack,
 		put_str(v);
 		if (seqs)
 			seqs[got] = d->seq;
+		if (dcs)
+			dcs[got] = d->delivery_count;
 		got++;
 		if (d->delivery_count > maxdc)
 			maxdc = d->delivery_count;
@@ -599,6 +602,10 @@ static void receive_batch(long long id, uint32_t want, long long wait, int ack,
 	for (uint32_t i = 0; seqs && i < got; i++)
 		printf("%s%llu", i ? "," : "", (unsigned long long)seqs[i]);
 	free(seqs);
+	printf("],\"delivery-counts\":[");
+	for (uint32_t i = 0; dcs && i < got; i++)
+		printf("%s%u", i ? "," : "", dcs[i]);
+	free(dcs);
 	printf("],\"granted\":%u,\"count\":%u,\"acked\":%u,"
 	       "\"max-delivery-count\":%u,"
 	       "\"redelivered\":%u,\"payload-errors\":%u,\"error\":\"%s\","

@@ -466,6 +466,10 @@ def _batch(test, node, queue, req, wait_s):
         comp = dict(base, type="ok", value=v, ack="ok")
         if i < len(seqs):
             comp["seq"] = seqs[i]
+        dcs = r.get("delivery-counts") or []
+        if i < len(dcs):
+            comp["delivery-count"] = dcs[i]
+            comp["redelivered"] = dcs[i] > 1
         test.j.append(comp)
     m = {k: r.get(k) for k in ("type", "granted", "count", "acked",
                                "max-delivery-count", "redelivered",
