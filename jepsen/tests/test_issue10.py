@@ -65,8 +65,6 @@ class Replicas(unittest.TestCase):
         self.assertEqual(r["valid"], "unknown")
 
     def test_one_node_is_unknown(self):
-        r = checker.check_replicas([replicas({"n1": node(),
-                                              "n2": node(queues=None)})])
         r = checker.check_replicas([replicas({
             "n1": node(), "n2": dict(node(), queues=None)})])
         self.assertEqual(r["valid"], "unknown")
