@@ -218,3 +218,49 @@ class Big(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PowerNemesis(unittest.TestCase):
+    """The `power` package: every target is killed before any data dir is
+    rolled back to its shadow, then all start again."""
+
+    def test_power_all(self):
+        import random
+        import tempfile
+        from harness import powerloss
+        from harness.nemesis import Nemesis
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from test_nemesis import FakeCluster, Journal
+
+        with tempfile.TemporaryDirectory() as d:
+            c = FakeCluster()
+            c.node_dir = lambda n: os.path.join(d, n)
+            order = []
+
+            def lose(n):
+                order.append(("lose", n, set(c.down)))
+                return powerloss.restore(c.data_dir(n),
+                                         os.path.join(d, n, "durable"))
+            c.lose_unfsynced = lose
+            for n in c.names:
+                os.makedirs(os.path.join(d, n, "data"))
+                os.makedirs(os.path.join(d, n, "durable"))
+                for sub, text in (("data", "synced+unsynced"),
+                                  ("durable", "synced")):
+                    with open(os.path.join(d, n, sub, "seg"), "w") as f:
+                        f.write(text)
+            j = Journal()
+            nem = Nemesis(c, j, random.Random(1), {"power": ["all"]}, 0.01,
+                          lambda: "n1")
+            nem.step("power")
+            # Every node was down before the first roll-back.
+            self.assertEqual(order[0][2], set(c.names))
+            self.assertEqual(c.down, set(c.names))
+            f, v = j.ops[-1]
+            self.assertEqual(f, "lose-unfsynced")
+            self.assertEqual(v["dropped"]["n2"]["changed-files"], 1)
+            with open(os.path.join(d, "n3", "data", "seg")) as fh:
+                self.assertEqual(fh.read(), "synced")
+            nem.step("power")
+            self.assertEqual(c.down, set())
+            self.assertEqual(j.ops[-1][0], "start-powered")
