@@ -977,6 +977,21 @@ class Docker(_Cluster):
             time.sleep(0.1)
         return r.returncode == 0
 
+    node_extra = {}
+
+    def restart_node(self, node, extra_args, grace=10):
+        """Graceful restart (`docker stop -t grace`, then start); the
+        container's command is fixed, so no per-node flags here."""
+        if extra_args:
+            raise Unsupported("docker mode: per-node flags need a new "
+                              "container command")
+        with self.lock:
+            self.expected_down.add(node)
+        self.docker("stop", "-t", str(grace), self.cid[node], check=False,
+                    timeout=grace + 60)
+        self.start_node(node)
+        return None
+
     def pause(self, node):
         with self.lock:
             r = self.docker("pause", self.cid[node], check=False)

@@ -527,7 +527,13 @@ class Test:
     def check_replicas(self):
         """The replica-equality sample every scenario ends with."""
         self.j.set_phase("replicas")
-        r = scripts.replica_sample(self)
+        try:
+            r = scripts.replica_sample(self)
+        except Exception as e:  # the run and its history stay usable
+            import traceback
+            r = {"stable": False, "attempts": 0, "nodes": {},
+                 "digest-supported": False, "error": repr(e),
+                 "trace": traceback.format_exc()}
         self.j.log("replicas", r)
         self.say("replicas: %s after %d samples%s" % (
             "stable" if r["stable"] else "NOT stable", r["attempts"],
