@@ -509,6 +509,172 @@ def fault_windows(ops):
     return out
 
 
+def check_replicas(ops):
+    """Replica equality at the end of a run (the `replicas` marker): every
+    node's own queue stats must be equal, and so must the digests of
+    `raftmq cluster status` when the binary prints them; a node that
+    reports `diverged` fails. Unknown when the sample never became stable
+    (applied indexes kept differing or moving) or fewer than two nodes
+    answered; true with a note for runs that predate the check."""
+    m = _markers(ops, "replicas")
+    if m is None:
+        return {"valid": True, "note": "no replica sample in this run"}
+    nodes = m.get("nodes", {})
+    res = {"stable": m.get("stable"), "attempts": m.get("attempts"),
+           "digest-supported": m.get("digest-supported", False),
+           "applied": {n: v.get("applied") for n, v in nodes.items()}}
+    diverged = sorted(n for n, v in nodes.items() if v.get("diverged"))
+    answered = {n: v for n, v in nodes.items()
+                if v.get("queues") is not None}
+    diffs = []
+    names = sorted(answered)
+    if len(names) >= 2:
+        ref = names[0]
+        for n in names[1:]:
+            qa, qb = answered[ref]["queues"], answered[n]["queues"]
+            for q in sorted(set(qa) | set(qb)):
+                a, b = qa.get(q), qb.get(q)
+                if a != b:
+                    keys = sorted(k for k in set(a or {}) | set(b or {})
+                                  if (a or {}).get(k) != (b or {}).get(k))
+                    diffs.append({"queue": q, "nodes": [ref, n],
+                                  ref: a and {k: a.get(k) for k in keys},
+                                  n: b and {k: b.get(k) for k in keys}})
+    digests = {n: (v.get("digest-applied"), v.get("digest"))
+               for n, v in nodes.items() if v.get("digest")}
+    digest_mismatch = []
+    if len(digests) >= 2:
+        by_applied = collections.defaultdict(dict)
+        for n, (ap, d) in digests.items():
+            by_applied[ap][n] = d
+        for ap, ds in sorted(by_applied.items(), key=lambda x: str(x[0])):
+            if len(set(ds.values())) > 1:
+                digest_mismatch.append({"applied": ap, "digests": ds})
+    res.update({"diverged": diverged, "stats-differ": diffs[:CAP],
+                "stats-differ-count": len(diffs),
+                "digest-mismatch": digest_mismatch})
+    bad = []
+    if diverged:
+        bad.append("replica-diverged")
+    if digest_mismatch:
+        bad.append("replica-digest-mismatch")
+    # Stats of nodes at different applied indexes may differ legitimately.
+    stats_stable = m.get("stats-stable", m.get("stable"))
+    if diffs and stats_stable:
+        bad.append("replica-state-differs")
+    res["bad-error-types"] = bad
+    digest_ok = bool(m.get("digest-stable")) and len(digests) >= 2
+    if bad:
+        res["valid"] = False
+    elif digest_ok or (stats_stable and len(answered) >= 2):
+        res["valid"] = True
+    else:
+        res["valid"] = "unknown"
+        res["error"] = "no stable sample of at least two replicas"
+    return res
+
+
+def check_timers(ops, opts=None):
+    """Timer probes (`timer-probe` markers, clock-jump scenario): each
+    delay, ack timeout and TTL must fire within expected + bound seconds,
+    measured by the client. A probe that saw nothing within its window is
+    `late`. Unknown when the scenario has timers but no probe finished."""
+    opts = opts or {}
+    probes = [op.get("value") or {} for op in ops
+              if op.get("type") == "log" and op.get("f") == "timer-probe"]
+    if not probes and not opts.get("timers"):
+        return {"valid": True, "count": 0}
+    late, errors, done = [], [], []
+    for p in probes:
+        lim = p.get("expected-s", 0) + p.get("bound-s",
+                                            opts.get("timer-bound-s", 10))
+        if p.get("late") or (p.get("latency-s") is not None and
+                             p["latency-s"] > lim):
+            late.append(p)
+        elif p.get("latency-s") is not None:
+            done.append(p)
+        else:
+            errors.append(p)
+    by_kind = {}
+    for p in probes:
+        k = by_kind.setdefault(p.get("kind"), {"count": 0, "late": 0,
+                                               "max-latency-s": None})
+        k["count"] += 1
+        if p in late:
+            k["late"] += 1
+        lat = p.get("latency-s")
+        if lat is not None and (k["max-latency-s"] is None or
+                                lat > k["max-latency-s"]):
+            k["max-latency-s"] = lat
+    res = {"count": len(probes), "late-count": len(late),
+           "late": late[:CAP], "errors": errors[:CAP], "by-kind": by_kind}
+    if late:
+        res["valid"] = False
+        res["bad-error-types"] = ["timer-late"]
+    elif not done:
+        res["valid"] = "unknown"
+        res["error"] = "no timer probe completed"
+    else:
+        res["valid"] = True
+    return res
+
+
+def check_big(ops, opts=None):
+    """Large messages (`big-batch` markers): each batch (one GET of N, or
+    one consumer with a big prefetch) must receive every message that was
+    confirmed, intact, with no error (a connection drop loop or a session
+    closed by the node shows as an error or a short batch), and the
+    queues in `no-deadletter` must end with dead_lettered 0 on every
+    node (from the replicas sample): no consumer ever nacks there."""
+    opts = opts or {}
+    batches = [op.get("value") or {} for op in ops
+               if op.get("type") == "log" and op.get("f") == "big-batch"]
+    if not batches and not opts.get("big"):
+        return {"valid": True, "count": 0}
+    bad, short = [], []
+    for b in batches:
+        if (b.get("count") or 0) < (b.get("published") or 0) or \
+                b.get("error") or b.get("type") != "ok":
+            short.append(b)
+        if b.get("payload-errors"):
+            bad.append("payload-damaged")
+    if short:
+        bad.append("batch-incomplete")
+    dl = []
+    m = _markers(ops, "replicas") or {}
+    for n, v in sorted((m.get("nodes") or {}).items()):
+        for q in opts.get("no-deadletter", []):
+            st = (v.get("queues") or {}).get(q)
+            if st and st.get("dead_lettered"):
+                dl.append({"node": n, "queue": q,
+                           "dead_lettered": st["dead_lettered"]})
+    if dl:
+        bad.append("dead-lettered-unseen")
+    res = {"count": len(batches), "batches": batches[:CAP],
+           "incomplete": short[:CAP], "dead-lettered": dl,
+           "bad-error-types": sorted(set(bad))}
+    if bad:
+        res["valid"] = False
+    elif opts.get("big") and len(batches) < 2:
+        res["valid"] = "unknown"
+        res["error"] = "the large-message batches did not all run"
+    else:
+        res["valid"] = True
+    return res
+
+
+def check_payloads(ops):
+    """A padded payload delivered with the wrong length or filler."""
+    badv = [op for op in ops if op.get("type") == "ok" and
+            op.get("payload-error")]
+    res = {"valid": not badv, "count": len(badv),
+           "examples": [{"index": op.get("index"), "value": op.get("value"),
+                         "size": op.get("size")} for op in badv[:CAP]]}
+    if badv:
+        res["bad-error-types"] = ["payload-damaged"]
+    return res
+
+
 def check_all(ops, run_dir=None, opts=None):
     """Runs every checker (each one crash-safe) and composes the result."""
     opts = opts or {}
@@ -520,6 +686,10 @@ def check_all(ops, run_dir=None, opts=None):
         ("liveness", lambda: check_liveness(ops, opts)),
         ("exceptions", lambda: check_exceptions(ops)),
         ("perf", lambda: check_perf(ops)),
+        ("replicas", lambda: check_replicas(ops)),
+        ("timers", lambda: check_timers(ops, opts)),
+        ("big", lambda: check_big(ops, opts)),
+        ("payloads", lambda: check_payloads(ops)),
     ]
     if run_dir:
         checkers.append(("logs", lambda: check_logs(run_dir)))
@@ -531,7 +701,8 @@ def check_all(ops, run_dir=None, opts=None):
             res[name] = {"valid": "unknown", "error": repr(e),
                          "trace": traceback.format_exc()}
     types, bad = [], []
-    for name in ("queue", "order", "liveness"):
+    for name in ("queue", "order", "liveness", "replicas", "timers", "big",
+                 "payloads"):
         r = res.get(name, {})
         bad += r.get("bad-error-types", [])
     q = res.get("queue", {})

@@ -14,6 +14,8 @@ import tempfile
 import threading
 import time
 
+from . import powerloss
+
 STATE_DIR = "/run/raftmq-jepsen"
 FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"]
@@ -106,6 +108,9 @@ def unsupported(mode, opts):
     Checked before a run starts, so that `test-all` can skip it."""
     if mode == "docker" and opts.get("nodes", 3) != 3:
         return "docker mode: the compose file has exactly 3 nodes"
+    if mode == "docker" and (opts.get("powerloss") or opts.get("script")):
+        return "docker mode: scripted scenarios and the power-loss shim " \
+            "run in local-netns only"
     return None
 
 
@@ -186,7 +191,7 @@ class LocalNetns(_Cluster):
         self.watch_stop = threading.Event()
         self.watcher = None
         self.ftlib = None
-        if "clock" in opts.get("nemesis", {}):
+        if "clock" in opts.get("nemesis", {}) or opts.get("needs_faketime"):
             self.ftlib = ensure_faketime()
             if not self.ftlib:
                 raise ClusterError("the clock nemesis needs libfaketime "
@@ -194,6 +199,24 @@ class LocalNetns(_Cluster):
         elif opts.get("faketime", True):
             self.ftlib = faketime_lib()
         self.state_file = os.path.join(STATE_DIR, self.tag + ".json")
+        self.node_extra = {}
+        self.shim = None
+        if opts.get("powerloss"):
+            self.shim = powerloss.build_shim(os.path.join(run_dir, "shim"))
+
+    def shadow_dir(self, node):
+        """The fsyncshadow tree of a node: its durable data."""
+        return os.path.join(self.node_dir(node), "durable")
+
+    def lose_unfsynced(self, node):
+        """Power loss of a stopped node: its data dir becomes what was
+        durable. Returns what changed (powerloss.compare)."""
+        if self.is_running(node):
+            raise ClusterError("%s: power loss only while it is down" % node)
+        if not self.shim:
+            raise ClusterError("power loss needs the fsyncshadow shim "
+                               "(scenario option powerloss)")
+        return powerloss.restore(self.data_dir(node), self.shadow_dir(node))
 
     # ---- addresses -------------------------------------------------
 
@@ -345,6 +368,9 @@ class LocalNetns(_Cluster):
                     "--source-address", self.ip[node],
                     "--log-level", self.opts.get("log_level", "info")]
             argv += self.opts.get("node_args", [])
+            # Per-node flags (rolling restarts change them; later flags
+            # win over earlier ones).
+            argv += self.node_extra.get(node, [])
             env = dict(os.environ)
             # An ASan build must tolerate libfaketime in LD_PRELOAD.
             asan = env.get("ASAN_OPTIONS", "")
@@ -355,6 +381,16 @@ class LocalNetns(_Cluster):
                 if not os.path.exists(self.clock_file(node)):
                     self.set_clock(node, 0)
                 env.update(faketime_env(self.ftlib, self.clock_file(node)))
+            if self.shim:
+                shadow = self.shadow_dir(node)
+                if not os.path.isdir(shadow):
+                    powerloss.init_shadow(os.path.join(d, "data"), shadow)
+                pre = env.get("LD_PRELOAD")
+                env.update(powerloss.shim_env(
+                    self.shim, os.path.join(d, "data"), shadow,
+                    self.opts.get("powerloss_mode", "normal")))
+                if pre:
+                    powerloss.merge_preload(env, pre)
             log = open(os.path.join(d, "node.log"), "ab")
             log.write(("=== start %s: %s\n" % (time.strftime("%H:%M:%S"),
                                                " ".join(argv))).encode())
@@ -377,6 +413,26 @@ class LocalNetns(_Cluster):
         except ProcessLookupError:
             return False
         return True
+
+    def restart_node(self, node, extra_args, grace=10):
+        """Graceful restart (SIGTERM, SIGKILL after `grace` s) with
+        `extra_args` appended to the node's flags from now on. Returns the
+        exit status."""
+        with self.lock:
+            self.expected_down.add(node)
+            self.signal_node(node, signal.SIGCONT)
+            self.signal_node(node, signal.SIGTERM)
+            p = self.procs.get(node)
+        status = None
+        if p:
+            try:
+                status = p.wait(grace)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                status = "SIGKILL after %ds: %s" % (grace, p.wait(5))
+        self.node_extra[node] = list(extra_args)
+        self.start_node(node)
+        return status
 
     def kill(self, node):
         with self.lock:
@@ -920,6 +976,21 @@ class Docker(_Cluster):
                 break
             time.sleep(0.1)
         return r.returncode == 0
+
+    node_extra = {}
+
+    def restart_node(self, node, extra_args, grace=10):
+        """Graceful restart (`docker stop -t grace`, then start); the
+        container's command is fixed, so no per-node flags here."""
+        if extra_args:
+            raise Unsupported("docker mode: per-node flags need a new "
+                              "container command")
+        with self.lock:
+            self.expected_down.add(node)
+        self.docker("stop", "-t", str(grace), self.cid[node], check=False,
+                    timeout=grace + 60)
+        self.start_node(node)
+        return None
 
     def pause(self, node):
         with self.lock:

@@ -19,6 +19,7 @@ from .cluster import (ClusterError, Unsupported, clean_all, clean_images,
                       make_cluster, unsupported)
 from .history import HistoryWriter, read_history
 from .nemesis import Nemesis
+from . import scripts
 
 STORE = os.path.join(HERE, "store")
 
@@ -93,6 +94,48 @@ SCENARIOS = [
      {"nemesis": {"kill": ["leader"]}, "time_limit": 60, "expect": False,
       "test_fault": 1},
      {"time_limit": 20, "nemesis_interval": 6}),
+    # Issue 10: scenarios that catch its defects 1-3 and power loss (in
+    # test-all, not in the quick set).
+    ("rolling-restart", "restart each node in turn, --max-payload 1000 -> "
+     "4000, during load with 600/2000/3500-byte messages (snapshots every "
+     "300 entries: the first node replays its log, the others restore "
+     "theirs; then leadership is moved to the first)",
+     {"script": "rolling-restart", "time_limit": 60, "initial_quiet": 0,
+      "sizes": [600, 2000, 3500], "snapshot_every": 300,
+      "scenario_node_args": ["--max-payload", "1000",
+                             "--snapshot-threshold", "300",
+                             "--snapshot-trailing", "3000"]}, None),
+    ("clock-jump", "the leader's wall clock jumps +3 h, then a leader "
+     "change; timer probes (2 s delay, 3 s ack timeout, 3 s TTL) must fire "
+     "within 10 s of their time",
+     {"script": "clock-jump", "time_limit": 60, "needs_faketime": True,
+      "timers": True, "timer_bound_s": 10,
+      "extra_queues": {"tdelay": {"delay": 2000},
+                       "tack": {"ack_timeout": 3000},
+                       "tttl": {"message_ttl": 3000}}}, None),
+    ("large-messages", "300 messages of 250 kB fetched by one GET of 300, "
+     "300 more by one consumer with prefetch 1000 (max deliveries 3, DLQ); "
+     "nothing may be dead-lettered",
+     {"script": "big-messages", "time_limit": 300, "wait_script": True,
+      "rate": 30, "big": True,
+      "extra_queues": {"qbig.dlq": {},
+                       "qbig": {"max_deliveries": 3, "dlq": "qbig.dlq",
+                                "ack_timeout": 30000},
+                       "qbig2": {"max_deliveries": 3, "dlq": "qbig.dlq",
+                                 "ack_timeout": 30000}},
+      "drain_extra": ["qbig", "qbig2"],
+      "no_deadletter": ["qbig", "qbig2"]}, None),
+    ("power-loss", "coordinated power failure: SIGKILL every node, drop "
+     "every write that was not durable (fsyncshadow shim), restart",
+     {"nemesis": {"power": ["all"]}, "powerloss": True, "time_limit": 60,
+      "nemesis_interval": 8}, None),
+    ("mutation-power-loss-lying-fsync", "SELF-VALIDATION, must FAIL "
+     "(lost): power loss with the shim in lag mode, a disk that "
+     "acknowledges fsync and O_DSYNC/RWF_DSYNC writes from a volatile "
+     "cache and persists each write only 1 s later",
+     {"nemesis": {"power": ["all"]}, "powerloss": True,
+      "powerloss_mode": "lag", "time_limit": 40, "nemesis_interval": 8,
+      "expect": False}, None),
     ("chaos", "partition, kill, pause and clock together, interval 5 s",
      {"nemesis": {"partition": ["one", "majority-split", "leader", "bridge"],
                   "kill": ["one", "leader", "majority"],
@@ -153,6 +196,7 @@ class Test:
         self.admin_lock = {}
         self.procs_next = opts["concurrency"]
         self.queues = ["q%d" % i for i in range(opts["queues"])]
+        self.drain_queues = self.queues + list(opts.get("drain_extra", []))
         self.threads = []
         self.drain = None
         self.console = []
@@ -249,6 +293,8 @@ class Test:
             if self.o["publish_only"] or rng.uniform(0, 100) < enq_pct:
                 op = {"f": "enqueue", "queue": q,
                       "value": self.next_value(process, q, pseq)}
+                if self.o.get("sizes"):
+                    op["size"] = rng.choice(self.o["sizes"])
             elif self.consumes(t):
                 op = {"f": "dequeue", "queue":
                       self.queues[t % len(self.queues)], "value": None,
@@ -271,22 +317,26 @@ class Test:
         m = self.o.get("dequeue_mode", "get")
         return m == "consume" or (m == "mixed" and t % 2 == 1)
 
-    def invoke(self, a, t, process, node, op):
+    def invoke(self, a, t, process, node, op, timeout=None):
         base = {"process": process, "worker": t, "node": node,
                 "f": op["f"], "queue": op["queue"]}
         if op.get("via"):
             base["via"] = op["via"]
+        if op.get("size"):
+            base["size"] = op["size"]
         self.j.append(dict(base, type="invoke", value=op["value"]))
         req = {"op": op["f"], "queue": op["queue"]}
         if op["f"] == "enqueue":
             req["value"] = op["value"]
+            if op.get("size"):
+                req["size"] = op["size"]
         elif op.get("via") == "consume":
             req["op"] = "consume"
             req["timeout"] = 300
         else:
             req["vis"] = self.o["visibility_ms"]
         try:
-            r = a.call(req, self.o["op_timeout"] + 1)
+            r = a.call(req, timeout or self.o["op_timeout"] + 1)
         except TimeoutError:
             r = {"type": "info", "error": "HARNESS-TIMEOUT"}
         except AdapterDied as e:
@@ -296,7 +346,7 @@ class Test:
                     else r.get("value"),
                     error=r.get("error"))
         for k in ("seq", "redelivered", "delivery-count", "ack", "consumer",
-                  "ack-error", "msg", "duplicate"):
+                  "ack-error", "msg", "duplicate", "payload-error"):
             if k in r and r[k] not in ("", None):
                 comp[k] = r[k]
         return self.j.append(comp)
@@ -340,7 +390,7 @@ class Test:
                 a = Adapter(self.adapter, self.cluster.client_addr(node),
                             int(self.o["op_timeout"] * 1000) - 500,
                             os.path.join(self.dir, "adapters.stderr"))
-            q = self.queues[k % len(self.queues)]
+            q = self.drain_queues[k % len(self.drain_queues)]
             k += 1
             comp = self.invoke(a, t, process, node,
                                {"f": "dequeue", "queue": q, "value": None})
@@ -374,7 +424,8 @@ class Test:
                for t in range(self.o["concurrency"])]
         for th in ths:
             th.start()
-        keys = [(n, q) for n in self.cluster.names for q in self.queues]
+        keys = [(n, q) for n in self.cluster.names
+                for q in self.drain_queues]
         complete = False
         while time.monotonic() - t0 < self.o["final_time_limit"]:
             time.sleep(0.25)
@@ -432,6 +483,11 @@ class Test:
                 if r["type"] != "ok":
                     self.say("declare %s: %s" % (q, r))
                     return False
+            for q, qo in sorted(self.o.get("extra_queues", {}).items()):
+                r = a.call(dict(qo, op="declare", queue=q), 5)
+                if r["type"] != "ok":
+                    self.say("declare %s: %s" % (q, r))
+                    return False
             r = a.call({"op": "enqueue", "queue": "jprobe",
                         "value": "probe"}, 5)
             if r["type"] != "ok":
@@ -467,6 +523,22 @@ class Test:
                                  "status": sts})
         self.say("recovery: %s after %.1f s" % ("converged" if conv
                                                 else "NOT converged", rt))
+
+    def check_replicas(self):
+        """The replica-equality sample every scenario ends with."""
+        self.j.set_phase("replicas")
+        try:
+            r = scripts.replica_sample(self)
+        except Exception as e:  # the run and its history stay usable
+            import traceback
+            r = {"stable": False, "attempts": 0, "nodes": {},
+                 "digest-supported": False, "error": repr(e),
+                 "trace": traceback.format_exc()}
+        self.j.log("replicas", r)
+        self.say("replicas: %s after %d samples%s" % (
+            "stable" if r["stable"] else "NOT stable", r["attempts"],
+            " (digests)" if r["digest-supported"] else
+            " (queue stats per node; no digests in this binary)"))
 
     def collect(self):
         self.j.set_phase("collect")
@@ -517,18 +589,30 @@ class Test:
             nem = Nemesis(self.cluster, self.j, random.Random(self.rng.random()),
                           self.o["nemesis"], self.o["nemesis_interval"],
                           self.leader)
+            script = scripts.ScriptRunner(self, self.o["script"]) \
+                if self.o.get("script") else None
             self.j.set_phase("main")
             self.clients_on.set()
             nem.start()
-            self.sleep(self.o["time_limit"])
+            if script:
+                script.start()
+            if script and self.o.get("wait_script"):
+                # The main phase lasts until the script is done (at most
+                # time_limit).
+                script.thread.join(self.o["time_limit"])
+            else:
+                self.sleep(self.o["time_limit"])
             self.clients_on.clear()
             self.j.set_phase("heal")
+            if script:
+                script.halt()
             nem.final()
             self.recover()
             if self.o["post_heal_ops"] > 0:
                 self.run_clients("post-heal", self.o["post_heal_ops"])
             self.stop_workers()
             self.run_drain()
+            self.check_replicas()
             self.collect()
         except KeyboardInterrupt:
             self.say("interrupted: healing and tearing down")
@@ -551,7 +635,11 @@ def check_dir(run_dir, quiet=False):
     res = checker.check_all(ops, run_dir, {
         "order": o.get("order", "per-producer"),
         "strict-acks": o.get("strict_acks", True),
-        "lenient-fail": o.get("lenient_fail", False)})
+        "lenient-fail": o.get("lenient_fail", False),
+        "timers": o.get("timers", False),
+        "timer-bound-s": o.get("timer_bound_s", 10),
+        "big": o.get("big", False),
+        "no-deadletter": o.get("no_deadletter", [])})
     if any(op.get("f") == "unhealthy" for op in ops):
         res["valid"] = "unknown" if res["valid"] is not False else False
         res["setup"] = {"valid": "unknown",
@@ -713,7 +801,8 @@ def build_opts(args, name, quick):
     o["node_bin"] = os.path.abspath(args.node_bin) if args.node_bin else \
         os.path.join(bdir, "node", "raftmq-node")
     o["build_dir"] = bdir
-    o["node_args"] = list(args.node_arg or [])
+    o["node_args"] = list(o.get("scenario_node_args", [])) + \
+        list(args.node_arg or [])
     if o.get("test_fault"):
         o["node_args"] += ["--test-fault", str(o["test_fault"])]
     o["adapter_dir"] = bdir

@@ -7,11 +7,15 @@ import threading
 import time
 
 COLORS = {"corrupt": "#99F2E2", "wipe": "#C9A0E9", "kill": "#E9A4A0", "pause": "#A0B1E9", "partition": "#E9DCA0",
-          "packet": "#D1E8A0", "clock": "#A0E9E3", "other": "#CCCCCC"}
+          "packet": "#D1E8A0", "clock": "#A0E9E3", "power": "#C9A0E9",
+          "restart": "#D2E9A0", "other": "#CCCCCC"}
 # fault-start f -> (package, stop f)
 KINDS = {"truncate": ("corrupt", "start-corrupted"),
          "bitflip": ("corrupt", "start-corrupted"),
          "wipe": ("wipe", "start-wiped"),
+         "lose-unfsynced": ("power", "start-powered"),
+         "restart-flags": ("restart", "restarted"),
+         "bump-clock-leader": ("clock", "reset-clock"),
          "kill": ("kill", "start"), "pause": ("pause", "resume"),
          "start-partition": ("partition", "stop-partition"),
          "start-packet": ("packet", "stop-packet"),
@@ -176,6 +180,24 @@ class Nemesis:
                 wipe_dir(self.c.data_dir(n))
             self.active[pkg] = ts
             self._log("wipe", {"target": kind, "nodes": ts})
+        elif pkg == "power":
+            # Coordinated power failure: SIGKILL every target first (as
+            # close to at once as signals go), then each data dir loses
+            # what was not durable (the fsyncshadow shim's shadow).
+            ts, note = self.targets(kind)
+            for n in ts:
+                self.c.kill(n)
+            lost = {}
+            for n in ts:
+                d = self.c.lose_unfsynced(n)
+                lost[n] = {"changed": d["changed"][:8],
+                           "changed-files": len(d["changed"]),
+                           "only-live": d["only-live"][:8],
+                           "live-bytes": d["live-bytes"],
+                           "durable-bytes": d["durable-bytes"]}
+            self.active[pkg] = ts
+            self._log("lose-unfsynced", {"target": kind, "nodes": ts,
+                                         "note": note, "dropped": lost})
         elif pkg == "pause":
             ts, note = self.targets(kind)
             for n in ts:
@@ -234,6 +256,10 @@ class Nemesis:
             for n in st:
                 self.c.start_node(n)
             self._log("start", {"nodes": st})
+        elif pkg == "power":
+            for n in st:
+                self.c.start_node(n)
+            self._log("start-powered", {"nodes": st})
         elif pkg == "pause":
             for n in st:
                 self.c.resume(n)
@@ -281,6 +307,8 @@ class Nemesis:
         for n in down:
             self.c.start_node(n)
         self._log("start", {"nodes": down, "final": True})
+        if "power" in self.packages:
+            self._log("start-powered", {"nodes": down, "final": True})
         self.c.heal_network()
         if "partition" in self.packages:
             self._log("stop-partition", {"final": True})

@@ -127,6 +127,31 @@ def summary(test, ops, res, run_dir):
                      av.get("quiet"), av.get("fault"),
                      "clean" if lg.get("valid", True) is True else
                      "%d matches" % lg.get("count", 0)))
+    rp = res.get("replicas", {})
+    if "stable" in rp:
+        lines.append("replicas (%s): %s%s%s" % (
+            "digests" if rp.get("digest-supported") else
+            "queue stats of each node", verdict_word(rp.get("valid")),
+            "; %d queue(s) differ" % rp["stats-differ-count"]
+            if rp.get("stats-differ-count") else "",
+            "; diverged %s" % ",".join(rp["diverged"])
+            if rp.get("diverged") else ""))
+    tm = res.get("timers", {})
+    if tm.get("count") or tm.get("valid") != True:  # noqa: E712
+        lines.append("timers: %s probes, %s late; max latency %s" % (
+            tm.get("count"), tm.get("late-count"),
+            {k: v.get("max-latency-s") for k, v in
+             (tm.get("by-kind") or {}).items()}))
+    bg = res.get("big", {})
+    if bg.get("count") or bg.get("valid") != True:  # noqa: E712
+        lines.append("large messages: %s" % "; ".join(
+            "%s %s received %s/%s (max delivery count %s%s)" % (
+                b.get("op"), b.get("queue"), b.get("count"),
+                b.get("published"), b.get("max-delivery-count"),
+                ", error " + b["error"] if b.get("error") else "")
+            for b in bg.get("batches", [])) + (
+                " | dead-lettered %s" % bg["dead-lettered"]
+                if bg.get("dead-lettered") else ""))
     warn = []
     deliveries = [inv["f"] for inv, c in pair_ops(ops)
                   if c and c["type"] == "ok" and inv["f"] != "enqueue"]
@@ -143,9 +168,10 @@ def summary(test, ops, res, run_dir):
         warn.append("recovery > 30 s")
     if warn:
         lines.append("warnings: " + "; ".join(warn))
-    for name in ("stats", "queue", "order", "liveness", "logs"):
+    for name in ("stats", "queue", "order", "liveness", "logs",
+                 "replicas", "timers", "big", "payloads"):
         r = res.get(name, {})
-        if "error" in r and r.get("valid") == "unknown":
+        if "trace" in r and r.get("valid") == "unknown":
             lines.append("checker %s crashed: %s" % (name, r["error"]))
     bad = res.get("bad-error-types", [])
     lines.append("VERDICT: %s%s  %s" % (
