@@ -161,7 +161,7 @@ void fsm_config_default(struct fsm_config *c)
 	c->max_dedup_entries = 1000000;
 	c->max_get = 1000;
 	c->max_headers = 1024 - FSM_DLQ_HEADERS;
-	c->max_memory = 2ull << 30;
+	c->max_memory = 256ull << 20;
 	c->session_window = 16u << 20;
 	c->max_session_consumers = 1000;
 	c->max_entry = 1u << 20;

@@ -102,7 +102,7 @@ struct fsm_config {
 	                            its whole size + FSM_MSG_COST (96): a
 	                            function of the replicated state, unlike
 	                            fsm_memory(); publishes get
-	                            FSM_ECLUSTERFULL above it, default 2 GiB */
+	                            FSM_ECLUSTERFULL above it, default 256 MiB */
 	uint64_t session_window; /* bytes of messages in flight to one
 	                            session before assignment to it pauses (a
 	                            session with none in flight always gets

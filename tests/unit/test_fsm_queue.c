@@ -678,7 +678,8 @@ static void test_cluster_full(void **state)
  * bytes with a 16-byte id, through fsm_apply. */
 static void test_memory(void **state)
 {
-	struct fsm *f = fsm_new(NULL);
+	struct fsm_config cfg;
+	struct fsm *f;
 	const char *env = getenv("FSM_MEM_N");
 	uint64_t n = env ? strtoull(env, NULL, 10) : 1000000, i;
 	uint64_t before, after;
@@ -686,6 +687,10 @@ static void test_memory(void **state)
 	struct fsm_cmd c = cmd_of(FSM_CMD_PUBLISH);
 
 	(void)state;
+	/* Two million messages: above the default max_memory. */
+	fsm_config_default(&cfg);
+	cfg.max_memory = 4ull << 30;
+	f = fsm_new(&cfg);
 	memset(payload, 'p', 100);
 	payload[100] = 0;
 	assert_int_equal(declare(f, "mem", NULL, NULL), FSM_OK);
