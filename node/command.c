@@ -985,6 +985,9 @@ void session_answer_local(struct session *s, const struct wire_msg *m)
 		                    "unsupported request");
 		return;
 	}
+	if (cmd.type == FSM_CMD_CONSUME || cmd.type == FSM_CMD_GET) {
+		s->fsm_state = 1;
+	}
 	why[0] = '\0';
 	rv = batch_add(n, &cmd, why);
 	if (rv != 0) {

@@ -53,9 +53,11 @@ struct session {
 	int mode; /* enum session_mode */
 	int hello;
 	int closing;
-	int paused;            /* not reading: the leader's batch is full */
-	unsigned handles;      /* open uv handles; freed at 0 */
-	struct conn c;         /* the client */
+	int paused;       /* not reading: the leader's batch is full */
+	int fsm_state;    /* sent CONSUME or GET: the FSM may hold state of this
+	                     session, so closing it proposes SESSION_DOWN */
+	unsigned handles; /* open uv handles; freed at 0 */
+	struct conn c;    /* the client */
 	struct reqset pending; /* requests not answered yet */
 	/* PROXY only */
 	struct conn up;

@@ -359,8 +359,10 @@ void session_close(struct session *s, int code, const char *why)
 	          why != NULL ? why : "");
 	if (s->mode == SESSION_LOCAL) {
 		session_unindex(s);
-		if (n->serving && !n->stopping) {
-			/* Its consumers go, its deliveries become ready. */
+		if (n->serving && !n->stopping && s->fsm_state) {
+			/* Its consumers go, its deliveries become ready. A
+			 * session that never consumed nor got has nothing in
+			 * the FSM: its close costs no Raft entry. */
 			struct fsm_cmd cmd;
 			memset(&cmd, 0, sizeof cmd);
 			cmd.type = FSM_CMD_SESSION_DOWN;

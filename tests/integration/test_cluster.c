@@ -1277,6 +1277,66 @@ static void test_stale_read(void **state)
 	cluster_destroy(&c);
 }
 
+static void list_cb(void *arg, const struct raftmq_queue_stats *s)
+{
+	(void)s;
+	(*(int *)arg)++;
+}
+
+/* The FSM command count of node i once it stopped moving for 2.5 s. */
+static uint64_t settled_applied(struct cluster *c, int i)
+{
+	struct raftmq_node_status st;
+	uint64_t last = UINT64_MAX, since = now_ms();
+
+	while (now_ms() - since < 2500) {
+		assert_int_equal(cluster_status(c, i, &st), 0);
+		if (st.applied != last) {
+			last = st.applied;
+			since = now_ms();
+		}
+		sleep_ms(100);
+	}
+	return last;
+}
+
+/* Clients that only read (stats, lists, status) leave nothing in the FSM:
+ * closing their sessions must cost no Raft command. (Every such close
+ * proposed a SESSION_DOWN, so a monitoring loop kept the log busy.) */
+static void test_read_sessions_quiet(void **state)
+{
+	struct cluster c;
+	struct raftmq *h;
+	uint64_t before, after;
+	int leader, n = 0;
+	(void)state;
+
+	cluster_init(&c, "quietreads");
+	cluster_start_all(&c);
+	leader = cluster_wait_leader(&c, 20000);
+	assert_int_not_equal(leader, 0);
+	h = client_for(cluster_addr(&c, leader), 10000);
+	assert_int_equal(declare_with_retry(h, "quiet"), 0);
+	raftmq_close(h);
+	before = settled_applied(&c, leader);
+	for (int round = 0; round < 5; round++) {
+		for (int i = 1; i <= CLUSTER_N; i++) {
+			h = client_for(cluster_addr(&c, i), 10000);
+			assert_int_equal(raftmq_queue_list(h, list_cb, &n), 0);
+			raftmq_close(h);
+		}
+	}
+	assert_int_equal(n, 5 * CLUSTER_N);
+	after = settled_applied(&c, leader);
+	fprintf(stderr,
+	        "quiet reads: %d list sessions, FSM commands %llu -> %llu\n",
+	        5 * CLUSTER_N, (unsigned long long)before,
+	        (unsigned long long)after);
+	assert_true(after == before);
+	cluster_stop_all(&c, SIGTERM);
+	cluster_destroy(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1293,6 +1353,7 @@ int main(void)
 	    cmocka_unit_test(test_divergence),
 	    cmocka_unit_test(test_clock_skew),
 	    cmocka_unit_test(test_stale_read),
+	    cmocka_unit_test(test_read_sessions_quiet),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("TEST_FILTER") != NULL) {
