@@ -23,6 +23,24 @@
 #include "node.h"
 #include "session_ext.h"
 
+/* FSM result statuses travel on the wire as they are (node_sink_result). */
+#define SAME_STATUS(f, w) _Static_assert((int)FSM_E##f == (int)WIRE_E##w, #f)
+SAME_STATUS(NOQUEUE, NOQUEUE);
+SAME_STATUS(NOTOPIC, NOTOPIC);
+SAME_STATUS(EXISTS, EXISTS);
+SAME_STATUS(INVAL, INVAL);
+SAME_STATUS(TOOBIG, TOOBIG);
+SAME_STATUS(FULL, FULL);
+SAME_STATUS(NOCONSUMER, NOCONSUMER);
+SAME_STATUS(NOMSG, NOMSG);
+SAME_STATUS(MALFORMED, MALFORMED);
+SAME_STATUS(LIMIT, LIMIT);
+SAME_STATUS(NOTEMPTY, NOTEMPTY);
+SAME_STATUS(BUSY, INUSE);
+SAME_STATUS(NOMEM, NOMEM);
+SAME_STATUS(CLUSTERFULL, CLUSTERFULL);
+#undef SAME_STATUS
+
 /* The message headers decoded by wire are handed to the FSM as they are. */
 _Static_assert(sizeof(struct wire_header) == sizeof(struct fsm_header),
                "wire_header and fsm_header differ");
