@@ -1211,13 +1211,6 @@ uint32_t node_max_payload(const struct node *n)
 /* ---------------------------------------------------------------------
  * Leadership and time. */
 
-static const char *role_str(int role)
-{
-	static const char *names[] = {"unavailable", "follower", "candidate",
-	                              "leader"};
-	return role >= 0 && role <= 3 ? names[role] : "?";
-}
-
 /* A ready leader that does not serve yet proposes LEADER_ELECTED (with the
  * config bootstrap when the cluster never set its configuration) in an
  * entry of its own. From the role callback and, until it was applied, from
@@ -1295,8 +1288,8 @@ void node_role_cb(void *data, int role, uint64_t term, uint64_t leader_id,
 		leader_id = 0; /* clients are not proxied by this replica */
 	}
 	if (role != n->role || term != n->term || leader_id != n->leader_id) {
-		LOG_INFO("raft: %s, term %llu, leader %llu%s", role_str(role),
-		         (unsigned long long)term,
+		LOG_INFO("raft: %s, term %llu, leader %llu%s",
+		         rg_role_name(role), (unsigned long long)term,
 		         (unsigned long long)leader_id,
 		         ready ? " (ready)" : "");
 	}

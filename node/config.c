@@ -143,7 +143,7 @@ int node_config_parse_members(struct node_config *c, const char *s, char *err)
 	char *save = NULL;
 
 	if (strlen(s) >= sizeof buf) {
-		snprintf(err, 512, "members: list too long");
+		snprintf(err, NODE_ERR_SIZE, "members: list too long");
 		return -1;
 	}
 	strcpy(buf, s);
@@ -159,12 +159,12 @@ int node_config_parse_members(struct node_config *c, const char *s, char *err)
 			tok++;
 		}
 		if (c->n_members == NODE_MAX_MEMBERS) {
-			snprintf(err, 512, "members: at most %d",
+			snprintf(err, NODE_ERR_SIZE, "members: at most %d",
 			         NODE_MAX_MEMBERS);
 			return -1;
 		}
 		if (at == NULL || slash == NULL) {
-			snprintf(err, 512,
+			snprintf(err, NODE_ERR_SIZE,
 			         "members: '%s' is not "
 			         "ID@RAFT_HOST:PORT/CLIENT_HOST:PORT",
 			         tok);
@@ -176,15 +176,15 @@ int node_config_parse_members(struct node_config *c, const char *s, char *err)
 		errno = 0;
 		m->id = strtoull(tok, &end, 10);
 		if (errno != 0 || *end != '\0' || m->id == 0 || m->id > 65535) {
-			snprintf(err, 512, "members: bad id '%s' (1..65535)",
-			         tok);
+			snprintf(err, NODE_ERR_SIZE,
+			         "members: bad id '%s' (1..65535)", tok);
 			return -1;
 		}
 		if (strlen(at + 1) >= NODE_ADDR_MAX ||
 		    strlen(slash + 1) >= NODE_ADDR_MAX ||
 		    node_config_check_address(at + 1) != 0 ||
 		    node_config_check_address(slash + 1) != 0) {
-			snprintf(err, 512,
+			snprintf(err, NODE_ERR_SIZE,
 			         "members: bad address in '%s@%s/%s' "
 			         "(want host:port)",
 			         tok, at + 1, slash + 1);
@@ -194,7 +194,8 @@ int node_config_parse_members(struct node_config *c, const char *s, char *err)
 		strcpy(m->client_address, slash + 1);
 		for (unsigned i = 0; i < c->n_members; i++) {
 			if (c->members[i].id == m->id) {
-				snprintf(err, 512, "members: id %llu twice",
+				snprintf(err, NODE_ERR_SIZE,
+				         "members: id %llu twice",
 				         (unsigned long long)m->id);
 				return -1;
 			}
@@ -202,7 +203,7 @@ int node_config_parse_members(struct node_config *c, const char *s, char *err)
 		c->n_members++;
 	}
 	if (c->n_members == 0) {
-		snprintf(err, 512, "members: empty list");
+		snprintf(err, NODE_ERR_SIZE, "members: empty list");
 		return -1;
 	}
 	return 0;
@@ -218,7 +219,8 @@ static int set_opt(struct node_config *c, const struct opt *o, const char *v,
 	switch (o->kind) {
 	case OPT_STR:
 		if (strlen(v) >= o->size) {
-			snprintf(err, 512, "--%s: value too long", o->flag);
+			snprintf(err, NODE_ERR_SIZE, "--%s: value too long",
+			         o->flag);
 			return -1;
 		}
 		strcpy(p, v);
@@ -227,7 +229,7 @@ static int set_opt(struct node_config *c, const struct opt *o, const char *v,
 		return node_config_parse_members(c, v, err);
 	case OPT_LEVEL:
 		if (node_log_parse_level(v) < 0) {
-			snprintf(err, 512,
+			snprintf(err, NODE_ERR_SIZE,
 			         "--%s: '%s' is not debug|info|warn|error",
 			         o->flag, v);
 			return -1;
@@ -244,7 +246,7 @@ static int set_opt(struct node_config *c, const struct opt *o, const char *v,
 	n = strtoull(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' ||
 	    n < o->min || n > o->max) {
-		snprintf(err, 512,
+		snprintf(err, NODE_ERR_SIZE,
 		         "--%s (%s): '%s' is not a number in %llu..%llu",
 		         o->flag, o->env, v, (unsigned long long)o->min,
 		         (unsigned long long)o->max);
@@ -365,7 +367,8 @@ int node_config_load(struct node_config *c, int argc, char **argv, char *err)
 			return 1;
 		}
 		if (ch == '?' || ch < 0 || (size_t)ch >= N_OPTS) {
-			snprintf(err, 512, "unknown option (try --help)");
+			snprintf(err, NODE_ERR_SIZE,
+			         "unknown option (try --help)");
 			return -1;
 		}
 		if (set_opt(c, &opts[ch], optarg, err) != 0) {
@@ -373,64 +376,67 @@ int node_config_load(struct node_config *c, int argc, char **argv, char *err)
 		}
 	}
 	if (optind < argc) {
-		snprintf(err, 512, "unexpected argument '%s'", argv[optind]);
+		snprintf(err, NODE_ERR_SIZE, "unexpected argument '%s'",
+		         argv[optind]);
 		return -1;
 	}
 	if (c->id == 0) {
-		snprintf(err, 512, "--id (RAFTMQ_ID) is required");
+		snprintf(err, NODE_ERR_SIZE, "--id (RAFTMQ_ID) is required");
 		return -1;
 	}
 	if (c->n_members == 0) {
-		snprintf(err, 512, "--members (RAFTMQ_MEMBERS) is required");
+		snprintf(err, NODE_ERR_SIZE,
+		         "--members (RAFTMQ_MEMBERS) is required");
 		return -1;
 	}
 	if (node_config_self(c) == NULL) {
-		snprintf(err, 512, "--id %llu is not in --members",
+		snprintf(err, NODE_ERR_SIZE, "--id %llu is not in --members",
 		         (unsigned long long)c->id);
 		return -1;
 	}
 	c->max_entry = (size_t)c->fsm.max_entry;
 	if (c->data_dir[0] == '\0') {
-		snprintf(err, 512, "--data-dir (RAFTMQ_DATA_DIR) is required");
+		snprintf(err, NODE_ERR_SIZE,
+		         "--data-dir (RAFTMQ_DATA_DIR) is required");
 		return -1;
 	}
 	if (c->listen[0] == '\0') {
 		strcpy(c->listen, node_config_self(c)->client_address);
 	}
 	if (node_config_check_address(c->listen) != 0) {
-		snprintf(err, 512, "--listen: '%s' is not host:port",
+		snprintf(err, NODE_ERR_SIZE, "--listen: '%s' is not host:port",
 		         c->listen);
 		return -1;
 	}
 	if (c->raft_bind[0] != '\0' &&
 	    node_config_check_address(c->raft_bind) != 0) {
-		snprintf(err, 512, "--raft-bind: '%s' is not host:port",
-		         c->raft_bind);
+		snprintf(err, NODE_ERR_SIZE,
+		         "--raft-bind: '%s' is not host:port", c->raft_bind);
 		return -1;
 	}
 	if (c->log_memory != 0 && c->log_memory < 4 * c->max_entry) {
-		snprintf(err, 512,
+		snprintf(err, NODE_ERR_SIZE,
 		         "--raft-log-memory (%zu) must be 0 or at least four "
 		         "times --max-entry (%zu)",
 		         c->log_memory, c->max_entry);
 		return -1;
 	}
 	if (c->heartbeat_timeout >= c->election_timeout) {
-		snprintf(err, 512,
+		snprintf(err, NODE_ERR_SIZE,
 		         "--heartbeat-timeout (%u) must be below "
 		         "--election-timeout (%u)",
 		         c->heartbeat_timeout, c->election_timeout);
 		return -1;
 	}
 	if (c->max_frame < (size_t)c->fsm.max_payload + 4096) {
-		snprintf(err, 512,
+		snprintf(err, NODE_ERR_SIZE,
 		         "--max-frame (%zu) must exceed --max-payload (%u) by "
 		         "at least 4096",
 		         c->max_frame, c->fsm.max_payload);
 		return -1;
 	}
 	if (c->max_entry < (size_t)c->fsm.max_payload + 4096) {
-		snprintf(err, 512,
+		snprintf(err, NODE_ERR_SIZE,
 		         "--max-entry (%zu) must exceed --max-payload (%u) by "
 		         "at least 4096",
 		         c->max_entry, c->fsm.max_payload);
@@ -439,7 +445,7 @@ int node_config_load(struct node_config *c, int argc, char **argv, char *err)
 #ifndef RAFTMQ_TEST_FAULTS
 	if (c->fault != 0) {
 		snprintf(
-		    err, 512,
+		    err, NODE_ERR_SIZE,
 		    "--test-fault needs a build with -DRAFTMQ_TEST_FAULTS=ON");
 		return -1;
 	}

@@ -9,6 +9,8 @@
 
 #define NODE_MAX_MEMBERS 9
 #define NODE_ADDR_MAX    256
+/* Bytes of the `err` buffer of node_config_load() and friends. */
+#define NODE_ERR_SIZE 512
 
 struct node_member {
 	uint64_t id;
@@ -54,7 +56,7 @@ struct node_config {
 
 /* Fills defaults, then reads RAFTMQ_* environment variables, then the flags.
  * Returns 0, 1 when --help was asked (usage printed), or -1 with a message
- * in `err` (size 512). */
+ * in `err` (NODE_ERR_SIZE bytes). */
 int node_config_load(struct node_config *c, int argc, char **argv, char *err);
 
 /* Calls `cb` for every state machine flag (--max-payload, ...) that was

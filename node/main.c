@@ -9,6 +9,9 @@
 #include "log.h"
 #include "node.h"
 
+_Static_assert(NODE_ERR_SIZE >= RG_ERRMSG_SIZE,
+               "one buffer holds config and raft errors");
+
 static int mkdir_p(const char *path)
 {
 	char buf[1024];
@@ -102,7 +105,7 @@ int main(int argc, char **argv)
 	struct rg_config rgc;
 	struct rg_member members[NODE_MAX_MEMBERS];
 	struct rg_callbacks cbs;
-	char err[512];
+	char err[NODE_ERR_SIZE];
 	uv_loop_t loop;
 	int rv;
 
@@ -174,9 +177,9 @@ int main(int argc, char **argv)
 	         (unsigned long long)cfg.id,
 	         node_config_self(&cfg)->raft_address, cfg.listen,
 	         cfg.data_dir);
-	if (rg_start(&n.rg, &loop, &rgc, n.fsm, &cbs, err) != 0) {
+	if ((rv = rg_start(&n.rg, &loop, &rgc, n.fsm, &cbs, err)) != 0) {
 		LOG_ERROR("raft: %s", err);
-		if (strstr(err, "corrupt") != NULL)
+		if (rv == RG_CORRUPT)
 			LOG_ERROR(
 			    "the data in %s is damaged; this node will not "
 			    "start with it. See 'Damaged data' in "

@@ -435,20 +435,6 @@ void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	buf->len = c->in_cap - c->in_len;
 }
 
-static const char *role_name(int role)
-{
-	switch (role) {
-	case RG_ROLE_LEADER:
-		return "leader";
-	case RG_ROLE_FOLLOWER:
-		return "follower";
-	case RG_ROLE_CANDIDATE:
-		return "candidate";
-	default:
-		return "unavailable";
-	}
-}
-
 void session_status(struct session *s, uint64_t req_id)
 {
 	struct node *n = s->node;
@@ -458,7 +444,7 @@ void session_status(struct session *s, uint64_t req_id)
 	const char *role;
 
 	rg_info(n->rg, &info);
-	role = role_name(info.role);
+	role = rg_role_name(info.role);
 	for (unsigned i = 0; i < n->cfg->n_members; i++) {
 		const struct node_member *nm = &n->cfg->members[i];
 		members[i].id = nm->id;

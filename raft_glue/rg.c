@@ -23,7 +23,6 @@
 #error "raft >= 0.22.1 is required (0.15 has safety bugs, see docs/raft.md)"
 #endif
 
-#define RG_ERRMSG_SIZE  256
 #define RG_SEGMENT_SIZE (8u * 1024 * 1024)
 #define RG_POLL_MS      50
 
@@ -95,6 +94,16 @@ struct rg {
 	void *stop_arg;
 };
 
+const char *rg_role_name(int role)
+{
+	static const char *const names[] = {"unavailable", "follower",
+	                                    "candidate", "leader"};
+
+	return role >= RG_ROLE_UNAVAILABLE && role <= RG_ROLE_LEADER
+	           ? names[role]
+	           : "unavailable";
+}
+
 const char *rg_strerror(int code)
 {
 	switch (code) {
@@ -112,6 +121,8 @@ const char *rg_strerror(int code)
 		return "entry too large";
 	case RG_NOMEM:
 		return "out of memory";
+	case RG_CORRUPT:
+		return "damaged data";
 	case RG_ERROR:
 		return "raft error";
 	default:
@@ -546,8 +557,8 @@ void rg_stop(struct rg *r, void (*cb)(void *arg), void *arg)
 
 /* Starting. */
 
-/* Formats an error message into the caller's 256-byte buffer (truncating
- * long raft messages rather than failing). */
+/* Formats an error message into the caller's RG_ERRMSG_SIZE-byte buffer
+ * (truncating long raft messages rather than failing). */
 static void rg__errf(char *errmsg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -757,7 +768,8 @@ int rg_start(struct rg **out, uv_loop_t *loop, const struct rg_config *c,
 		/* A port in use gives RAFT_IOERR with an empty message. */
 		rg__errf(errmsg, "raft_start: %s (%d): %s", raft_strerror(rv),
 		         rv, raft_errmsg(&r->raft));
-		goto err_raft;
+		raft_close(&r->raft, rg__failed_close_cb);
+		return rv == RAFT_CORRUPT ? RG_CORRUPT : RG_ERROR;
 	}
 	r->fsm.started = true;
 

@@ -24,10 +24,14 @@ enum rg_status_code {
 	RG_UNKNOWN = 4, /* leadership lost: the entry may or may not commit */
 	RG_TOOBIG = 5,  /* entry larger than max_entry */
 	RG_NOMEM = 6,
-	RG_ERROR = 7 /* init/start failure; rg_errmsg() tells more */
+	RG_ERROR = 7,  /* init/start failure; rg_errmsg() tells more */
+	RG_CORRUPT = 8 /* rg_start: the data dir holds damaged data */
 };
 
 const char *rg_strerror(int code);
+
+/* Bytes of the `errmsg` buffer of rg_start(). */
+#define RG_ERRMSG_SIZE 256
 
 /* Sends raft_glue's log lines (level 0 debug, 1 info, 2 warn, 3 error; text
  * without a trailing newline) to `fn`; NULL restores the default, stderr. */
@@ -39,6 +43,9 @@ enum rg_role {
 	RG_ROLE_CANDIDATE = 2,
 	RG_ROLE_LEADER = 3
 };
+
+/* "unavailable", "follower", "candidate" or "leader" (logs, STATUS). */
+const char *rg_role_name(int role);
 
 struct rg_member {
 	uint64_t id; /* >= 1 */
@@ -87,8 +94,9 @@ struct rg_callbacks {
 struct rg; /* opaque */
 
 /* Initialises, bootstraps (first start) and starts the raft server on
- * `loop`. The fsm is borrowed and must outlive rg. Returns 0 or RG_ERROR
- * with a message in `errmsg` (size 256). After a failure past raft_init()
+ * `loop`. The fsm is borrowed and must outlive rg. Returns 0, or RG_ERROR
+ * (RG_CORRUPT when the data dir holds damaged data) with a message in
+ * `errmsg` (RG_ERRMSG_SIZE bytes). After a failure past raft_init()
  * (e.g. the port is in use) raft still closes asynchronously: run the loop
  * until it is idle before uv_loop_close(); no callback fires. */
 int rg_start(struct rg **out, uv_loop_t *loop, const struct rg_config *c,

@@ -33,7 +33,7 @@ static int load(struct node_config *c, char *err, const char *const *argv)
 static void test_defaults(void **state)
 {
 	static struct node_config c;
-	char err[512];
+	char err[NODE_ERR_SIZE];
 	const char *argv[] = {
 	    "--id",      "1",     "--data-dir", "/nonexistent/d",
 	    "--members", MEMBERS, NULL};
@@ -51,7 +51,7 @@ static void test_defaults(void **state)
 static void test_log_memory(void **state)
 {
 	static struct node_config c;
-	char err[512];
+	char err[NODE_ERR_SIZE];
 	const char *small[] = {
 	    "--id",      "1",     "--data-dir",        "/nonexistent/d",
 	    "--members", MEMBERS, "--raft-log-memory", "1000",
@@ -85,7 +85,7 @@ static void test_log_memory(void **state)
 static void test_errors(void **state)
 {
 	static struct node_config c;
-	char err[512];
+	char err[NODE_ERR_SIZE];
 	const char *no_id[] = {"--data-dir", "/nonexistent/d", "--members",
 	                       MEMBERS, NULL};
 	const char *no_dir[] = {"--id", "1", "--members", MEMBERS, NULL};
@@ -149,7 +149,7 @@ static void test_fsm_flags_diff(void **state)
 	static struct node_config c;
 	struct fsm_config cluster;
 	struct diff d = {0};
-	char err[512];
+	char err[NODE_ERR_SIZE];
 	const char *argv[] = {
 	    "--id",        "1",       "--data-dir",    "/nonexistent/d",
 	    "--members",   MEMBERS,   "--max-payload", "4000",
