@@ -750,7 +750,6 @@ static void json_str(const char *s)
 static int cmd_cluster_config(int argc, char **argv)
 {
 	struct raftmq_config_kv kv[RAFTMQ_MAX_CONFIG];
-	struct raftmq_options o;
 	struct raftmq *c;
 	uint32_t n = 0;
 	int rc, set;
@@ -790,14 +789,9 @@ static int cmd_cluster_config(int argc, char **argv)
 			       1;
 		n++;
 	}
-	raftmq_options_default(&o);
-	o.servers = servers_arg;
-	o.client_name = "raftmq-cli";
-	if (timeout_arg > 0)
-		o.timeout_ms = timeout_arg;
-	c = raftmq_new(&o);
+	c = open_client(servers_arg, timeout_arg);
 	if (c == NULL)
-		return fail("bad server list");
+		return 1;
 	if (set) {
 		rc = raftmq_config_set(c, kv, n);
 		if (rc)
