@@ -50,6 +50,30 @@ def receipts(pairs):
     return out
 
 
+def explain_unconsumed(unconsumed, by_val, deq_indet):
+    """A delivered value that no acking delivery confirmed is explained
+    when an acking dequeue of its queue with an unknown outcome ended after
+    that value's last delivery: that dequeue may have taken and acked it.
+    Each such dequeue explains at most one value (a GET of one). Returns
+    (still unconsumed, explained)."""
+    left, explained = [], []
+    free = {q: sorted(ends) for q, ends in deq_indet.items()}
+    items = []
+    for v in unconsumed:
+        rs = by_val[v]
+        last = max(c["time"] for _, c in rs)
+        items.append((last, v, rs[-1][0].get("queue")))
+    for last, v, q in sorted(items, key=lambda t: t[0]):
+        ends = free.get(q, [])
+        k = next((i for i, e in enumerate(ends) if e > last), None)
+        if k is None:
+            left.append(v)
+        else:
+            ends.pop(k)
+            explained.append(v)
+    return left, explained
+
+
 def check_queue(ops, opts=None):
     """B.8.1: at-least-once queue checker over a complete history."""
     opts = opts or {}
@@ -74,6 +98,14 @@ def check_queue(ops, opts=None):
     observed = set(d_count)
     drain = _markers(ops, "drain-complete")
     drain_complete = bool(drain and drain.get("complete"))
+    # Acking dequeues whose outcome is unknown: each may have taken (and
+    # acked) one message without the client learning which.
+    deq_indet = collections.defaultdict(list)
+    for inv, comp in pairs:
+        if inv["f"] == "dequeue" and (comp is None or
+                                      comp["type"] == "info"):
+            end = comp["time"] if comp else float("inf")
+            deq_indet[inv.get("queue")].append(end)
 
     lost = e_ok - observed
     unexpected = observed - set(attempts)
@@ -145,6 +177,8 @@ def check_queue(ops, opts=None):
         breakdown[c] += 1
         lost_class[v] = c
 
+    unconsumed, unconsumed_indet = explain_unconsumed(unconsumed, by_val,
+                                                      deq_indet)
     strict_acks = opts.get("strict-acks", True)
     lenient_fail = opts.get("lenient-fail", False)
     res = {
@@ -160,6 +194,8 @@ def check_queue(ops, opts=None):
         "delivered-before-sent": _sort_vals(before_sent),
         "unconsumed-count": len(unconsumed) if drain_complete else 0,
         "unconsumed": _sort_vals(unconsumed) if drain_complete else [],
+        "unconsumed-indeterminate-count": len(unconsumed_indet),
+        "unconsumed-indeterminate": _sort_vals(unconsumed_indet),
         "ack-indeterminate-not-redelivered-count": len(ack_indet),
         "duplicated-count": len(dup_explained) + len(dup_after_ack),
         "duplicated": _sort_vals(dup_explained + dup_after_ack),

@@ -94,13 +94,15 @@ def summary(test, ops, res, run_dir):
         lines.append("UNSEEN %d (drain incomplete): %s   <- UNKNOWN" % (
             q["unseen-count"], " ".join(q["unseen"][:8])))
     lines.append("unexpected %d | failed-enqueue-delivered %d | "
-                 "delivered-before-sent %d | unconsumed %d | duplicates %d "
+                 "delivered-before-sent %d | unconsumed %d (+%d maybe taken "
+                 "by a dequeue of unknown outcome) | duplicates %d "
                  "values (+%d deliveries, %d after confirmed ack) | "
                  "recovered %d | unknown %d" % (
                      q.get("unexpected-count", 0),
                      q.get("failed-enqueue-delivered-count", 0),
                      q.get("delivered-before-sent-count", 0),
                      q.get("unconsumed-count", 0),
+                     q.get("unconsumed-indeterminate-count", 0),
                      q.get("duplicated-count", 0),
                      q.get("duplicate-deliveries", 0),
                      q.get("duplicated-after-confirmed-ack-count", 0),

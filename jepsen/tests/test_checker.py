@@ -190,6 +190,37 @@ class QueueChecker(unittest.TestCase):
         self.assertEqual(r["unconsumed"], ["1:0:1"])
         self.assertEqual(r["lost-count"], 0)
 
+    def test_unconsumed_explained_by_indeterminate_dequeue(self):
+        # A dequeue that timed out after the message came back may have
+        # taken and acked it: not a failure. One such dequeue explains one
+        # value only, and only one delivered before it ended.
+        h = H()
+        h.enq(0, "1:0:1")
+        h.enq(0, "1:0:2")
+        h.deq(1, "1:0:1", ack="none", f="dequeue-noack")
+        h.deq(1, "1:0:2", ack="none", f="dequeue-noack")
+        h.op(2, "dequeue", "q0", None, "info", value=None, error="ETIMEOUT")
+        h.empty(3)
+        r = q(h.drained())
+        self.assertEqual(r["unconsumed-indeterminate-count"], 1)
+        self.assertEqual(r["unconsumed"], ["1:0:2"])
+        self.assertIs(r["valid"], False)
+        h = H()
+        h.enq(0, "1:0:1")
+        h.op(2, "dequeue", "q0", None, "info", value=None, error="ETIMEOUT")
+        h.deq(1, "1:0:1", ack="none", f="dequeue-noack")
+        h.empty(3)
+        r = q(h.drained())
+        self.assertEqual(r["unconsumed"], ["1:0:1"])
+        h = H()
+        h.enq(0, "1:0:1")
+        h.deq(1, "1:0:1", ack="none", f="dequeue-noack")
+        h.op(2, "dequeue", "q0", None, "info", value=None, error="ETIMEOUT")
+        h.empty(3)
+        r = q(h.drained())
+        self.assertIs(r["valid"], True)
+        self.assertEqual(r["unconsumed-indeterminate"], ["1:0:1"])
+
     def test_noack_then_redelivered_is_fine(self):
         h = H()
         h.enq(0, "1:0:1")
