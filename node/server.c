@@ -366,7 +366,6 @@ void session_close(struct session *s, int code, const char *why)
 			struct fsm_cmd cmd;
 			memset(&cmd, 0, sizeof cmd);
 			cmd.type = FSM_CMD_SESSION_DOWN;
-			cmd.time = node_now_ms();
 			cmd.u.session_down.session = s->id;
 			node_submit_cmd(n, &cmd);
 		}
