@@ -336,42 +336,50 @@ static void do_enqueue(long long id, const char *line)
 	       id, (unsigned long long)conf.seq, conf.duplicate);
 }
 
-static void do_dequeue(long long id, const char *line, int ack)
+/* GETs one message of the request's "queue" (visibility "vis", default
+ * `vis_default` ms) into *d. Returns 0, or -1 after answering: "fail" for a
+ * bad request, an empty or unknown queue; "info" when the GET may have run
+ * (it leaves at most an in-flight message that the broker redelivers). */
+static int get_one(long long id, const char *line, long long vis_default,
+                   struct raftmq_delivery **d)
 {
 	char queue[256];
-	long long vis = json_int(line, "vis", 5000);
-	struct raftmq_delivery *d = NULL;
+	long long vis = json_int(line, "vis", vis_default);
 	uint32_t count = 0;
-	const char *ack_type = "none";
-	const char *ack_err = "";
 	int rc;
 
 	if (json_str(line, "queue", queue, sizeof(queue))) {
 		reply_err(id, "fail", RAFTMQ_EARG);
-		return;
+		return -1;
 	}
 	rc = ensure_connected();
 	if (rc) {
 		reply_err(id, "fail", rc);
-		return;
+		return -1;
 	}
 	rc = raftmq_get(conn, queue, 1, (uint64_t)vis, &count);
 	if (rc == RAFTMQ_ENOMSG || (rc == 0 && count == 0)) {
 		printf("{\"id\":%lld,\"type\":\"fail\",\"error\":\"empty\"}\n",
 		       id);
-		return;
+		return -1;
 	}
+	if (rc == 0)
+		rc = raftmq_next_delivery(conn, 1000, d);
 	if (rc) {
-		/* A GET that may have run leaves at most an in-flight message
-		 * that the broker redelivers; the op itself is unknown. */
 		reply_err(id, rc == RAFTMQ_ENOQUEUE ? "fail" : "info", rc);
-		return;
+		return -1;
 	}
-	rc = raftmq_next_delivery(conn, 1000, &d);
-	if (rc) {
-		reply_err(id, "info", rc);
+	return 0;
+}
+
+static void do_dequeue(long long id, const char *line, int ack)
+{
+	struct raftmq_delivery *d = NULL;
+	const char *ack_type = "none";
+	const char *ack_err = "";
+
+	if (get_one(id, line, 5000, &d) != 0)
 		return;
-	}
 	if (ack) {
 		int arc = raftmq_ack(conn, d->queue_id, d->seq);
 
@@ -511,31 +519,11 @@ static void do_status(long long id)
 /* GET one message and keep it unacked on this open connection. */
 static void do_hold(long long id, const char *line)
 {
-	char queue[256], v[512];
-	long long vis = json_int(line, "vis", 0);
+	char v[512];
 	struct raftmq_delivery *d = NULL;
-	uint32_t count = 0;
-	int rc;
 
-	if (json_str(line, "queue", queue, sizeof(queue))) {
-		reply_err(id, "fail", RAFTMQ_EARG);
+	if (get_one(id, line, 0, &d) != 0)
 		return;
-	}
-	rc = ensure_connected();
-	if (rc) {
-		reply_err(id, "fail", rc);
-		return;
-	}
-	rc = raftmq_get(conn, queue, 1, (uint64_t)vis, &count);
-	if (rc == RAFTMQ_ENOMSG || (rc == 0 && count == 0)) {
-		printf("{\"id\":%lld,\"type\":\"fail\",\"error\":\"empty\"}\n",
-		       id);
-		return;
-	}
-	if (rc || (rc = raftmq_next_delivery(conn, 1000, &d)) != 0) {
-		reply_err(id, "info", rc);
-		return;
-	}
 	payload_value(d, v, sizeof(v));
 	printf("{\"id\":%lld,\"type\":\"ok\",\"value\":", id);
 	put_str(v);
